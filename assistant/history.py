@@ -1,0 +1,218 @@
+"""Conversation history: each user's conversations and their messages, in the database.
+
+A user sees, reopens and deletes only their own conversations: every read and write takes the
+user id and matches it, so a guessed conversation id of someone else behaves as "not found".
+Tables live in the assistant package's own Alembic history (version table
+``alembic_version_assistant``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    delete,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from policies.db import migrate, session_scope
+from policies.errors import EnclaveError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_assistant"
+TITLE_MAX = 80
+
+Role = Literal["user", "assistant"]
+
+
+class ConversationNotFoundError(EnclaveError):
+    """The conversation does not exist or belongs to another user."""
+
+    code = "history.not_found"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class ConversationRow(Base):
+    __tablename__ = "assistant_conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class MessageRow(Base):
+    __tablename__ = "assistant_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("assistant_conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    refused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    reason_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    audit_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    feedback: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    role: str
+    content: str
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    refused: bool = False
+    reason_code: str | None = None
+    audit_id: str | None = None
+    feedback: int | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _title_from(question: str) -> str:
+    line = " ".join(question.split())
+    return line if len(line) <= TITLE_MAX else line[: TITLE_MAX - 1].rstrip() + "…"
+
+
+def _to_message(row: MessageRow) -> StoredMessage:
+    return StoredMessage(
+        id=row.id,
+        role=row.role,
+        content=row.content,
+        citations=list(row.citations or []),
+        refused=row.refused,
+        reason_code=row.reason_code,
+        audit_id=row.audit_id,
+        feedback=row.feedback,
+    )
+
+
+class HistoryStore:
+    """Per-user conversations on one database engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def migrate(self) -> None:
+        migrate(self.engine, MIGRATIONS_DIR, VERSION_TABLE)
+
+    # Conversations -----------------------------------------------------------------------
+    def create(self, user_id: str, first_question: str = "New conversation") -> Conversation:
+        now = _now()
+        row = ConversationRow(
+            id=uuid.uuid4().hex,
+            user_id=user_id,
+            title=_title_from(first_question) or "New conversation",
+            created_at=now,
+            updated_at=now,
+        )
+        with session_scope(self.engine) as session:
+            session.add(row)
+        return Conversation(row.id, row.title, row.created_at, row.updated_at)
+
+    def conversations(self, user_id: str, limit: int = 100) -> list[Conversation]:
+        """The user's conversations, most recently used first."""
+        with session_scope(self.engine) as session:
+            rows = session.scalars(
+                select(ConversationRow)
+                .where(ConversationRow.user_id == user_id)
+                .order_by(ConversationRow.updated_at.desc(), ConversationRow.id)
+                .limit(limit)
+            ).all()
+            return [Conversation(r.id, r.title, r.created_at, r.updated_at) for r in rows]
+
+    def delete(self, user_id: str, conversation_id: str) -> None:
+        """Delete one of the user's own conversations with its messages."""
+        with session_scope(self.engine) as session:
+            self._owned(session, user_id, conversation_id)
+            session.execute(delete(MessageRow).where(MessageRow.conversation_id == conversation_id))
+            session.execute(delete(ConversationRow).where(ConversationRow.id == conversation_id))
+
+    # Messages ----------------------------------------------------------------------------
+    def messages(self, user_id: str, conversation_id: str) -> list[StoredMessage]:
+        with session_scope(self.engine) as session:
+            self._owned(session, user_id, conversation_id)
+            rows = session.scalars(
+                select(MessageRow)
+                .where(MessageRow.conversation_id == conversation_id)
+                .order_by(MessageRow.id)
+            ).all()
+            return [_to_message(r) for r in rows]
+
+    def add_message(
+        self,
+        user_id: str,
+        conversation_id: str,
+        role: Role,
+        content: str,
+        *,
+        citations: list[dict[str, Any]] | None = None,
+        refused: bool = False,
+        reason_code: str | None = None,
+        audit_id: str | None = None,
+    ) -> StoredMessage:
+        with session_scope(self.engine) as session:
+            conv = self._owned(session, user_id, conversation_id)
+            row = MessageRow(
+                conversation_id=conversation_id,
+                role=role,
+                content=content,
+                citations=citations or [],
+                refused=refused,
+                reason_code=reason_code,
+                audit_id=audit_id,
+                created_at=_now(),
+            )
+            session.add(row)
+            conv.updated_at = _now()
+            session.flush()
+            return _to_message(row)
+
+    def set_feedback(self, user_id: str, message_id: int, rating: int) -> None:
+        """Record +1 / -1 on one of the user's own assistant messages."""
+        if rating not in (1, -1):
+            raise ValueError("rating must be 1 or -1")
+        with session_scope(self.engine) as session:
+            row = session.get(MessageRow, message_id)
+            if row is None:
+                raise ConversationNotFoundError(f"message {message_id} not found")
+            self._owned(session, user_id, row.conversation_id)
+            row.feedback = rating
+
+    @staticmethod
+    def _owned(session: Session, user_id: str, conversation_id: str) -> ConversationRow:
+        row = session.get(ConversationRow, conversation_id)
+        if row is None or row.user_id != user_id:
+            raise ConversationNotFoundError(f"conversation {conversation_id} not found")
+        return row

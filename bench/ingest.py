@@ -1,0 +1,275 @@
+"""Ingest benchmark: end-to-end sync throughput against the raw speed of the embedding model.
+
+    .venv/bin/python -m bench.ingest --corpus ../shared/corpus/handbook-18f
+    .venv/bin/python -m bench.ingest --corpus ../shared/corpus/formats --formats
+    .venv/bin/python -m bench.ingest --corpus ... --embedding-backend onnx-int8
+    .venv/bin/python -m bench.ingest --corpus ... --compare-backends
+
+Prints one JSON object. Everything is measured in this run, in a fresh temporary data dir:
+
+- the first sync (``run_sync``, real parser workers, real model, Qdrant Edge, SQLite): files,
+  chunks, seconds, files/s, chunks/s (model loading and parser start-up included);
+- the raw embedding throughput of the same model (same backend, same batch size) on the same
+  chunk texts, read back from the index after the sync, and the ratio e2e / raw;
+- peak memory of this process plus every descendant (forkserver, parser workers), sampled
+  every 0.25 s: the sum of RSS (counts shared pages once per process) and the sum of PSS
+  (shared pages divided among their sharers: the physical memory actually used);
+- an unchanged re-sync, in process and as a fresh ``ingest sync`` CLI process (wall clock);
+- ``--formats``: counts by status and by reason code, and a check that every file ended
+  ``ok``/``failed``/``skipped`` with a reason;
+- ``--compare-backends``: raw throughput of torch fp32 and ONNX int8 on the same texts, the
+  speed-up, and the mean cosine similarity between their vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import select
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = "default: [everyone]\ndefault_classification: internal\n"
+
+
+class MemorySampler:
+    """Peak RSS and PSS of this process and all its descendants."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.peak_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def sample(self) -> None:
+        me = psutil.Process()
+        procs = [me, *me.children(recursive=True)]
+        rss = pss = 0
+        for p in procs:
+            try:
+                info = p.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
+        self.peak_processes = max(self.peak_processes, len(procs))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+
+def _settings(data_dir: Path, backend: str, workers: int | None) -> Any:
+    from policies.settings import load_settings
+
+    rules = data_dir / "access.yaml"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    rules.write_text(RULES)
+    cfg = data_dir / "enclave.toml"
+    lines = [
+        f'data_dir = "{data_dir / "data"}"',
+        f'access_rules = "{rules}"',
+        "[embedding]",
+        f'backend = "{backend}"',
+    ]
+    if workers:
+        lines += ["[ingest]", f"workers = {workers}"]
+    cfg.write_text("\n".join(lines) + "\n")
+    return load_settings(cfg), cfg
+
+
+def _chunk_texts(settings: Any) -> list[str]:
+    from ingest.index import open_index
+
+    index = open_index(settings)
+    try:
+        return [str(p.payload["text"]) for b in index.scroll_points() for p in b]
+    finally:
+        index.close()
+
+
+def _raw_throughput(settings: Any, texts: list[str]) -> tuple[float, list[list[float]]]:
+    from ingest.embed import load_embedder
+
+    embedder = load_embedder(settings.embedding, settings.models_dir)
+    embedder.embed_documents(texts[: embedder.batch_size])  # warm-up
+    start = time.perf_counter()
+    vectors = embedder.embed_documents(texts)
+    return len(texts) / (time.perf_counter() - start), vectors
+
+
+def _states(settings: Any) -> dict[str, Any]:
+    from ingest.state import FileRow, open_state
+    from policies.db import session_scope
+
+    engine = open_state(settings.db_url)
+    by_status: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
+    unexplained: list[str] = []
+    with session_scope(engine) as s:
+        for row in s.scalars(select(FileRow)):
+            by_status[row.status] += 1
+            if row.status in ("failed", "skipped"):
+                key = f"{row.status}:{row.reason_code}"
+                by_reason[key] += 1
+                examples.setdefault(key, []).append(f"{row.rel_path}: {row.message}")
+                if not row.reason_code or not row.message:
+                    unexplained.append(row.rel_path)
+            elif row.status != "ok":
+                unexplained.append(row.rel_path)
+    return {
+        "by_status": dict(by_status),
+        "by_reason": dict(by_reason),
+        "examples": {k: v[:3] for k, v in sorted(examples.items())},
+        "files_without_final_state_or_reason": unexplained,
+    }
+
+
+def _cli_resync(cfg: Path, corpus: Path) -> tuple[float, int]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingest.cli",
+            "sync",
+            str(corpus),
+            "--source",
+            "bench",
+            "--json",
+            "--config",
+            str(cfg),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return time.perf_counter() - start, proc.returncode
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from ingest.sync import run_sync
+    from ingest.walk import FileEntry, walk
+
+    corpus = Path(args.corpus).resolve()
+    tmp = Path(args.data_dir or tempfile.mkdtemp(prefix="enclave-bench-"))
+    settings, cfg = _settings(tmp, args.embedding_backend, args.workers)
+    files_on_disk = sum(1 for e in walk(corpus) if isinstance(e, FileEntry))
+
+    with MemorySampler() as mem:
+        start = time.perf_counter()
+        summary = run_sync(settings, corpus, "bench", args.workers)
+        seconds = time.perf_counter() - start
+    result: dict[str, Any] = {
+        "corpus": str(corpus),
+        "embedding_backend": args.embedding_backend,
+        "workers": args.workers or settings.ingest.workers,
+        "files": files_on_disk,
+        "files_ok": summary.added,
+        "files_failed": summary.failed_count,
+        "files_skipped": summary.skipped_count,
+        "chunks": summary.chunks,
+        "seconds": round(seconds, 2),
+        "files_per_s": round(files_on_disk / seconds, 2),
+        "chunks_per_s": round(summary.chunks / seconds, 2),
+        "peak_rss_mb": round(mem.peak_rss / 2**20),
+        "peak_pss_mb": round(mem.peak_pss / 2**20),
+        "peak_processes": mem.peak_processes,
+    }
+    texts = _chunk_texts(settings)
+    if texts:
+        raw, vectors = _raw_throughput(settings, texts)
+        result["raw_embed_chunks_per_s"] = round(raw, 2)
+        result["ratio_e2e_to_raw"] = round(result["chunks_per_s"] / raw, 3)
+        if args.compare_backends:
+            result["backends"] = _compare(settings, texts, args.embedding_backend, raw, vectors)
+
+    start = time.perf_counter()
+    again = run_sync(settings, corpus, "bench", args.workers)
+    result["resync_unchanged_seconds"] = round(time.perf_counter() - start, 3)
+    result["resync_unchanged_files"] = again.unchanged
+    cli_seconds, code = _cli_resync(cfg, corpus)
+    result["resync_unchanged_cli_seconds"] = round(cli_seconds, 3)
+    result["resync_cli_exit_code"] = code
+    if args.formats:
+        result["states"] = _states(settings)
+    result["data_dir"] = str(tmp)
+    return result
+
+
+def _compare(
+    settings: Any, texts: list[str], used: str, raw: float, vectors: list[list[float]]
+) -> dict[str, Any]:
+    """Raw throughput of the other backend on the same texts, and how close its vectors are."""
+    import numpy as np
+
+    from ingest.embed import load_embedder
+
+    other = "onnx-int8" if used == "torch" else "torch"
+    try:
+        emb = load_embedder(
+            settings.embedding.model_copy(update={"backend": other}), settings.models_dir
+        )
+        emb.embed_documents(texts[:32])
+        start = time.perf_counter()
+        other_vectors = emb.embed_documents(texts)
+        other_raw = len(texts) / (time.perf_counter() - start)
+    except Exception as exc:  # report, do not crash the benchmark
+        return {"error": f"{other} backend unavailable: {exc}"}
+    a, b = np.asarray(vectors), np.asarray(other_vectors)
+    cosine = float(np.mean(np.sum(a * b, axis=1)))
+    fp32, int8 = (raw, other_raw) if used == "torch" else (other_raw, raw)
+    return {
+        "torch_fp32_chunks_per_s": round(fp32, 2),
+        "onnx_int8_chunks_per_s": round(int8, 2),
+        "int8_speedup": round(int8 / fp32, 3),
+        "mean_cosine_fp32_vs_int8": round(cosine, 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", required=True, help="directory to sync")
+    parser.add_argument("--formats", action="store_true", help="report states by reason code")
+    parser.add_argument("--embedding-backend", default="torch", choices=["torch", "onnx-int8"])
+    parser.add_argument(
+        "--compare-backends",
+        action="store_true",
+        help="also time the other embedding backend on the same chunk texts",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="parser processes")
+    parser.add_argument("--data-dir", default=None, help="where to put the index (default: tmp)")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(json.dumps(run(parser.parse_args()), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The chunk data model every package agrees on (see docs/architecture.md).
+
+A point in the index is one chunk of one source file. Its id is deterministic (uuid5 of the
+document id and the chunk index) so a re-run never duplicates; its payload carries the fields
+below. ``allowed_groups`` empty means the chunk is retrievable by nobody (fail closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+_NAMESPACE = uuid.UUID("6f1c4b7e-3a52-4c1e-9a7d-1e2f3a4b5c6d")
+
+# Payload keys (stable: the assistant, the UI and migrations read them).
+PAYLOAD_FIELDS = (
+    "doc_id",
+    "path",
+    "source",
+    "chunk_index",
+    "text",
+    "section",
+    "title",
+    "page",
+    "allowed_groups",
+    "classification",
+    "content_hash",
+    "mtime",
+    "ingested_at",
+)
+
+
+def make_doc_id(source: str, rel_path: str) -> str:
+    """Stable id of a source file: its synced root's name and its path relative to that root."""
+    return hashlib.sha256(f"{source}\x00{rel_path}".encode()).hexdigest()[:32]
+
+
+def make_point_id(doc_id: str, chunk_index: int) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{doc_id}:{chunk_index}"))
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Lexical vector: term ids (hashed tokens) and their weights."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass
+class ChunkPoint:
+    id: str
+    dense: list[float]
+    sparse: SparseVector
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any]

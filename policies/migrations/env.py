@@ -1,0 +1,4 @@
+from policies.db import run_env
+from policies.tables import PoliciesBase
+
+run_env(PoliciesBase.metadata)

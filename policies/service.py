@@ -1,0 +1,145 @@
+"""One object bundling every policy component, built from the settings.
+
+``PolicyService.from_settings(settings)`` loads the directory, the access rules, the usage
+policy and the models registry, opens the database (migrating the policies tables on first use)
+and the key files, and exposes ``.directory .rules .gate .licence .audit .pii .accounts``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+
+from policies.access import AccessRules
+from policies.accounts import LocalAccounts, LoginFailed
+from policies.audit import AuditLog
+from policies.decision import policy_version
+from policies.directory import Directory
+from policies.gate import UsageGate
+from policies.identity import Principal
+from policies.keys import HmacKey, load_or_create_hmac_key, load_or_create_signing_key, public_pem
+from policies.licence import LicenceGate
+from policies.models import ModelRegistry
+from policies.pii import PiiMasker
+from policies.settings import Settings
+from policies.usage import UsagePolicy
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version_policies"
+_MIGRATED: set[str] = set()
+
+
+def migrate_policies(engine: Engine) -> None:
+    key = str(engine.url)
+    if key in _MIGRATED:
+        return
+    from policies.db import migrate
+
+    migrate(engine, MIGRATIONS, VERSION_TABLE)
+    _MIGRATED.add(key)
+
+
+class PolicyService:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        directory: Directory,
+        rules: AccessRules,
+        usage: UsagePolicy,
+        registry: ModelRegistry,
+    ) -> None:
+        pol = settings.policy
+        self.settings = settings
+        self.engine = engine
+        self.directory = directory
+        self.rules = rules
+        self.usage = usage
+        self.registry = registry
+        self.pii = PiiMasker(pol.pii_kinds)
+        self.audit_key_file = pol.audit_key_file or settings.keys_dir / "audit-hmac.key"
+        self.signing_key_file = pol.signing_key_file or settings.keys_dir / "audit-signing.key"
+        self.licences_dir = pol.licences_dir or settings.data_dir / "licences"
+        self._signing_key: Ed25519PrivateKey | None = None
+        self.version = policy_version(
+            {"access_rules": rules.version, "usage": usage.version, "models": registry.version}
+        )
+        self.audit = AuditLog(
+            engine,
+            HmacKey(load_or_create_hmac_key(self.audit_key_file)),
+            masker=self.pii if pol.mask_pii_in_audit else None,
+            trusted_public_keys=[public_pem(self.signing_key)],
+        )
+        self.accounts = LocalAccounts(
+            engine,
+            directory,
+            lockout_attempts=pol.lockout_attempts,
+            lockout_minutes=pol.lockout_minutes,
+            min_password_length=pol.min_password_length,
+        )
+        self.gate = UsageGate(usage, engine, self.policy_version)
+        self.licence = LicenceGate(
+            registry, engine, self.audit, self.licences_dir, self.policy_version
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PolicyService:
+        from policies.db import make_engine
+
+        engine = make_engine(settings.db_url)
+        migrate_policies(engine)
+        return cls(
+            settings,
+            engine,
+            directory=Directory.load(settings.directory),
+            rules=AccessRules.load(settings.access_rules),
+            usage=UsagePolicy.load(settings.policy.usage_file),
+            registry=ModelRegistry.load(settings.policy.models_file),
+        )
+
+    def policy_version(self) -> str:
+        return self.version
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        if self._signing_key is None:
+            self._signing_key = load_or_create_signing_key(self.signing_key_file)
+        return self._signing_key
+
+    # Identity ---------------------------------------------------------------------------
+    def resolve_user(self, name: str) -> Principal | None:
+        """The directory's Principal for ``name`` (CLIs' ``--user``); None if unknown/disabled."""
+        return self.directory.get(name)
+
+    def authenticate(self, name: str, password: str) -> Principal:
+        """Local sign-in, audited as a ``login`` event either way."""
+        try:
+            principal = self.accounts.authenticate(name, password)
+        except LoginFailed as exc:
+            self.audit.append(
+                "login",
+                user_id=name,
+                policy_version=self.version,
+                details={"ok": False, "reason": exc.detail, "method": "local"},
+            )
+            raise
+        self.audit.append(
+            "login",
+            principal=principal,
+            policy_version=self.version,
+            details={"ok": True, "method": "local"},
+        )
+        return principal
+
+    # PII --------------------------------------------------------------------------------
+    def mask_prompt(self, text: str) -> str:
+        """The prompt text as the LLM may see it (masked when policy.mask_pii_in_prompts)."""
+        return self.pii.mask(text) if self.settings.policy.mask_pii_in_prompts else text
+
+    def forget_user(self, user_id: str) -> bool:
+        """Erasure: unlink the user's audit pseudonym and drop their usage counters."""
+        self.gate.forget_user(user_id)
+        return self.audit.forget_user(user_id)

@@ -1,0 +1,147 @@
+"""Fixtures for the index contract suite: every test runs on Qdrant Edge and on qdrant-client's
+local mode (which speaks the server API), opened through the real factory."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.index import VectorIndex, open_index
+from ingest.model import ChunkPoint, make_doc_id, make_point_id
+from ingest.sparse import encode_document
+from policies.settings import Settings
+
+BACKENDS = ("edge", "local")
+DIM = 16
+
+
+def settings_for(kind: str, root: Path) -> Settings:
+    if kind == "edge":
+        return Settings(data_dir=root, index={"backend": "edge"})
+    return Settings(data_dir=root, index={"backend": "qdrant", "qdrant_path": root / "qdrant"})
+
+
+def unit(rng: random.Random, dim: int = DIM) -> list[float]:
+    v = [rng.gauss(0.0, 1.0) for _ in range(dim)]
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+def chunk(
+    rng: random.Random,
+    *,
+    source: str,
+    path: str,
+    index: int,
+    text: str,
+    groups: list[str],
+    dim: int = DIM,
+) -> ChunkPoint:
+    doc_id = make_doc_id(source, path)
+    return ChunkPoint(
+        id=make_point_id(doc_id, index),
+        dense=unit(rng, dim),
+        sparse=encode_document(text),
+        payload={
+            "doc_id": doc_id,
+            "path": path,
+            "source": source,
+            "chunk_index": index,
+            "text": text,
+            "section": "Intro",
+            "title": path,
+            "page": index + 1,
+            "allowed_groups": groups,
+            "classification": "internal",
+            "content_hash": "h" + doc_id[:8],
+            "mtime": 1700000000.5,
+            "ingested_at": "2026-11-26T18:00:00Z",
+        },
+    )
+
+
+CORPUS = [
+    (
+        "drive",
+        "hr/salaries.md",
+        "Salary bands for 2026: engineers level three earn ninety thousand.",
+        ["hr"],
+    ),
+    (
+        "drive",
+        "hr/salaries.md",
+        "Bonus payouts happen every March after performance reviews.",
+        ["hr"],
+    ),
+    (
+        "drive",
+        "eng/deploy.md",
+        "Deploy the service with the blue green pipeline on Fridays.",
+        ["eng"],
+    ),
+    ("drive", "eng/deploy.md", "Rollback steps: revert the release tag and redeploy.", ["eng"]),
+    (
+        "drive",
+        "all/handbook.md",
+        "Office hours are nine to five; lunch is served at noon.",
+        ["eng", "hr"],
+    ),
+    (
+        "drive",
+        "all/handbook.md",
+        "Expense reports for travel must be filed within thirty days.",
+        ["eng", "hr"],
+    ),
+    ("drive", "secret/unassigned.md", "Merger plans with Globex are confidential.", []),
+    (
+        "wiki",
+        "it/passwords.md",
+        "Reset your password through the IT self-service portal.",
+        ["eng", "hr"],
+    ),
+]
+
+
+@pytest.fixture
+def corpus() -> list[ChunkPoint]:
+    rng = random.Random(7)
+    counters: dict[str, int] = {}
+    points = []
+    for source, path, text, groups in CORPUS:
+        i = counters.get(path, 0)
+        counters[path] = i + 1
+        points.append(chunk(rng, source=source, path=path, index=i, text=text, groups=groups))
+    return points
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def opener(tmp_path: Path, backend: str) -> Iterator[Callable[[], VectorIndex]]:
+    """Opens the backend's store under tmp_path (the same store on every call); closes all."""
+    opened: list[VectorIndex] = []
+
+    def _open() -> VectorIndex:
+        idx = open_index(settings_for(backend, tmp_path))
+        opened.append(idx)
+        return idx
+
+    yield _open
+    for idx in opened:
+        idx.close()
+
+
+@pytest.fixture
+def index(opener: Callable[[], VectorIndex], corpus: list[ChunkPoint]) -> VectorIndex:
+    idx = opener()
+    idx.ensure_collection(DIM)
+    idx.upsert(corpus)
+    idx.flush()
+    return idx

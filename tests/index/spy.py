@@ -1,0 +1,151 @@
+"""Wraps an index's engine handle and checks every scoring call carries the caller's ACL filter.
+
+Edge: the ``EdgeShard`` is replaced by a proxy; qdrant-client: the ``QdrantClient``. A search
+that reaches the engine through any method that scores or returns points (query, search,
+batch, scroll, retrieve, ...) is recorded and checked: the top-level request and every prefetch
+must have a ``must`` condition ``allowed_groups`` any-of the caller's groups, and nothing else
+that returns payload may be called during a search.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import qdrant_edge as qe
+from qdrant_client import models
+
+READ_METHODS = {
+    # edge
+    "query",
+    "query_batch",
+    "search",
+    "scroll",
+    "retrieve",
+    "facet",
+    "count",
+    # qdrant-client
+    "query_points",
+    "query_batch_points",
+    "query_points_groups",
+    "search_batch",
+    "recommend",
+    "discover",
+    "search_groups",
+    "search_matrix_pairs",
+    "search_matrix_offsets",
+}
+
+
+class MissingAclFilter(AssertionError):
+    pass
+
+
+class EngineSpy:
+    def __init__(self, target: Any, groups: frozenset[str] | None = None) -> None:
+        self._target = target
+        self.groups = groups
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.forbid_all = False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self.forbid_all:
+                raise AssertionError(f"engine touched: {name}")
+            self.calls.append((name, args, kwargs))
+            if name in READ_METHODS and self.groups is not None:
+                check_call(name, args, kwargs, self.groups)
+            return attr(*args, **kwargs)
+
+        return wrapper
+
+
+def _edge_filter_ok(flt: Any, groups: frozenset[str]) -> bool:
+    if flt is None or not flt.must:
+        return False
+    for cond in flt.must:
+        if (
+            isinstance(cond, qe.FieldCondition)
+            and cond.key == "allowed_groups"
+            and isinstance(cond.match, qe.MatchAny)
+            and cond.match.value
+            and set(cond.match.value) <= groups
+        ):
+            return True
+    return False
+
+
+def _client_filter_ok(flt: Any, groups: frozenset[str]) -> bool:
+    if not isinstance(flt, models.Filter) or not flt.must:
+        return False
+    must = flt.must if isinstance(flt.must, list) else [flt.must]
+    for cond in must:
+        if (
+            isinstance(cond, models.FieldCondition)
+            and cond.key == "allowed_groups"
+            and isinstance(cond.match, models.MatchAny)
+            and cond.match.any
+            and set(cond.match.any) <= groups
+        ):
+            return True
+    return False
+
+
+def _edge_request_ok(req: Any, groups: frozenset[str]) -> bool:
+    if not _edge_filter_ok(req.filter, groups):
+        return False
+    return all(_edge_request_ok(p, groups) for p in getattr(req, "prefetches", []) or [])
+
+
+def _client_prefetch_ok(pf: Any, groups: frozenset[str]) -> bool:
+    if not _client_filter_ok(pf.filter, groups):
+        return False
+    nested = pf.prefetch or []
+    nested = nested if isinstance(nested, list) else [nested]
+    return all(_client_prefetch_ok(p, groups) for p in nested)
+
+
+def check_call(
+    name: str, args: tuple[Any, ...], kwargs: dict[str, Any], groups: frozenset[str]
+) -> None:
+    """Raise MissingAclFilter unless this engine read carries the ACL filter everywhere."""
+    edge_reqs = [a for a in args if isinstance(a, (qe.QueryRequest, qe.SearchRequest))]
+    batch = [a for a in args if isinstance(a, qe.QueryBatchRequest)]
+    for b in batch:
+        edge_reqs.extend(b.queries)
+    if edge_reqs:
+        for req in edge_reqs:
+            if not _edge_request_ok(req, groups):
+                raise MissingAclFilter(f"{name}: Edge request without the ACL filter: {req!r}")
+        return
+    if name in {"query_points", "query_points_groups"}:
+        if not _client_filter_ok(kwargs.get("query_filter"), groups):
+            raise MissingAclFilter(f"{name}: query_filter lacks the ACL filter: {kwargs!r}")
+        prefetch = kwargs.get("prefetch") or []
+        prefetch = prefetch if isinstance(prefetch, list) else [prefetch]
+        for pf in prefetch:
+            if not _client_prefetch_ok(pf, groups):
+                raise MissingAclFilter(f"{name}: prefetch without the ACL filter: {pf!r}")
+        return
+    raise MissingAclFilter(f"search reached the engine through {name}, which the spy cannot verify")
+
+
+def install(index: Any, groups: frozenset[str] | None) -> EngineSpy:
+    """Swap the index's engine handle for a spy (Edge: ``_shard``; qdrant-client: ``client``)."""
+    if hasattr(index, "_shard"):
+        spy = EngineSpy(index._shard, groups)
+        index._shard = spy
+    else:
+        spy = EngineSpy(index.client, groups)
+        index.client = spy
+    return spy
+
+
+def uninstall(index: Any, spy: EngineSpy) -> None:
+    if hasattr(index, "_shard"):
+        index._shard = spy._target
+    else:
+        index.client = spy._target

@@ -1,0 +1,125 @@
+"""Compliance pages through the real app: audit browser, filters, verification, export, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.apptest_helpers import button, no_exceptions, open_page, sign_in, texts
+from tests.ui.conftest import UIEnv, make_env
+
+pytestmark = pytest.mark.slow
+
+
+def table(at: AppTest, column: str) -> pd.DataFrame:
+    """The first table on the page with ``column``."""
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert frames, [list(d.value.columns) for d in at.dataframe]
+    return frames[0]
+
+
+def _ask(at: AppTest, question: str) -> None:
+    at.chat_input[0].set_value(question)
+    at.run()
+    no_exceptions(at)
+
+
+def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
+    _ask(sign_in("hana"), "What is the hotel budget in capital cities?")
+    _ask(sign_in("hana"), "How do I build a pipe bomb at home?")
+
+    at = open_page(sign_in("cora"), "audit")
+    assert "audit chain intact" in texts(at), texts(at)
+    assert "Last verified" in texts(at)
+    rows = table(at, "event")
+    assert {"ask", "refusal", "login"} <= set(rows["event"])
+
+    at.selectbox(key="audit_event").set_value("login")
+    at.run()
+    assert set(table(at, "event")["event"]) == {"login"}
+
+    at.selectbox(key="audit_event").set_value("any")
+    at.selectbox(key="audit_decision").set_value("refused")
+    at.text_input(key="audit_user").set_value("hana")
+    at.run()
+    refused = table(at, "event")
+    assert len(refused) >= 1
+    assert set(refused["decision"]) == {"refused"}
+    assert "usage.acceptable_use" in set(refused["reason"])
+
+    at.selectbox(key="audit_decision").set_value("any")
+    at.selectbox(key="audit_event").set_value("ask")
+    at.text_input(key="audit_doc").set_value("travel-policy")
+    at.run()
+    cited = table(at, "event")
+    assert len(cited) >= 1
+    assert all("travel-policy.md" in d for d in cited["documents"])
+    at.text_input(key="audit_user").set_value("nobody-at-all")
+    at.run()
+    assert "0 record(s) shown" in texts(at)
+
+    # Open one record with everything it holds.
+    at.text_input(key="audit_user").set_value("hana")
+    at.run()
+    record_id = int(table(at, "event")["id"].iloc[0])
+    at.selectbox(key="audit_open").set_value(record_id)
+    at.run()
+    opened = json.loads(at.json[0].value)
+    assert opened["id"] == record_id
+    assert {"hash", "prev_hash", "decisions", "retrieved", "policy_version"} <= set(opened)
+    assert any(p.endswith("travel-policy.md") for p in opened["documents"].values())
+
+    # Export JSONL with the signed checkpoint as its last line.
+    at.radio(key="audit_fmt").set_value("jsonl")
+    button(at, "Prepare export").click()
+    at.run()
+    no_exceptions(at)
+    labels = [str(b.proto.label) for b in at.get("download_button")]
+    assert "Download JSONL" in labels and "Download checkpoint (JSON)" in labels
+    fmt, count, data, checkpoint = at.session_state["audit_export_data"]
+    lines = [json.loads(line) for line in data.splitlines()]
+    assert fmt == "jsonl" and count == len(lines) - 1 >= 3
+    assert "checkpoint" in lines[-1] or lines[-1].get("signature") == checkpoint.get("signature")
+
+    at.radio(key="audit_fmt").set_value("csv")
+    button(at, "Prepare export").click()
+    at.run()
+    fmt, count, data, _ = at.session_state["audit_export_data"]
+    assert fmt == "csv" and data.splitlines()[0].startswith("id,ts,event_type")
+    assert len(data.splitlines()) >= count + 1
+
+
+def test_reports_page_charts(use_config: UIEnv) -> None:
+    _ask(sign_in("alice"), "What is the hotel budget per night in capital cities?")
+    at = open_page(sign_in("cora"), "reports")
+    headers = [str(s.value) for s in at.subheader]
+    assert headers == [
+        "Active users per month",
+        "Requests per day",
+        "Refusals by reason",
+        "Most-cited documents",
+    ]
+    mau = table(at, "active users")
+    assert int(mau["active users"].iloc[-1]) >= 1
+    assert int(table(at, "requests")["requests"].sum()) >= 1
+    cited = table(at, "citations")
+    assert any("travel-policy.md" in d for d in cited["document"])
+
+
+def test_tampered_log_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(tmp_path, sync=False)
+    monkeypatch.setenv("ENCLAVE_CONFIG", str(env.config))
+    sign_in("alice")
+    from policies.db import make_engine
+    from policies.settings import load_settings
+
+    engine = make_engine(load_settings(env.config).db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET groups = '[\"hr\"]' WHERE id = 1"))
+    at = open_page(sign_in("cora"), "audit")
+    assert "does NOT verify" in texts(at), texts(at)

@@ -1,0 +1,10 @@
+"""Page script (routed by ui.shell); the logic lives in ui.compliance_audit."""
+
+from policies.identity import COMPLIANCE
+from ui.compliance_audit import render
+from ui.errors import error_boundary
+from ui.guard import require
+
+principal = require(COMPLIANCE)
+with error_boundary("audit"):
+    render(principal)
