@@ -15,6 +15,8 @@ Index and database writes happen only on this loop's thread (:class:`~ingest.wri
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +29,25 @@ from ingest.writer import Writer
 from policies.settings import IngestSettings
 
 EmbedFn = Callable[[Sequence[str]], list[list[float]]]
+
+
+def _malloc_trim() -> Callable[[], None]:
+    """glibc's ``malloc_trim``: give freed heap pages back to the OS (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+# After each model call: the model's activations are freed but glibc keeps the pages in its
+# per-thread arenas; trimming measured ~300 MB less peak memory on handbook-18f.
+release_free_memory = _malloc_trim()
 
 
 class Pipeline:
@@ -71,6 +92,7 @@ class Pipeline:
                 if self._future is not None and self._future.done():
                     self.writer.apply_vectors(self._batch, self._future.result())
                     self._future, self._batch = None, []
+                    release_free_memory()
                     continue
                 self._collect(embedding=self._future is not None)
                 check()
