@@ -95,7 +95,11 @@ class EmbeddingSettings(_Section):
 
 
 class IngestSettings(_Section):
-    workers: int = Field(default=2, ge=1, le=64)
+    # One parser per core, leaving one core to the embedding model (measured: on 2 cores two
+    # parsers starve the model; docs/ingest.md).
+    workers: int = Field(
+        default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)), ge=1, le=64
+    )
     max_file_mb: float = Field(default=50.0, gt=0)
     ocr: bool = False
     ocr_languages: str = "eng"
