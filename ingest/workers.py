@@ -47,9 +47,11 @@ class ParserUnavailableError(IngestError):
     code = "ingest.parser_unavailable"
 
 
-# Imported once in the forkserver, shared by every worker forked from it (``ingest.chunk``
-# first: it prepares unstructured for offline use before unstructured is imported).
+# Imported once in the forkserver, shared by every worker forked from it
+# (``ingest.parser_isolation`` first: it keeps torch out of the parsers; then ``ingest.chunk``:
+# it prepares unstructured for offline use before unstructured is imported).
 PRELOAD = [
+    "ingest.parser_isolation",
     "ingest.chunk",
     "ingest.sparse",
     "ingest.faults",
