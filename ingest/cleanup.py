@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from ingest import faults
 from ingest.index.base import VectorIndex
+from ingest.model import ids_for
 from ingest.state import (
     DELETING,
     INDEXING,
@@ -27,7 +28,6 @@ from ingest.state import (
     utcnow,
 )
 from ingest.summary import SyncSummary
-from ingest.writer import ids_for
 from policies.db import session_scope
 
 

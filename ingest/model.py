@@ -41,6 +41,11 @@ def make_point_id(doc_id: str, chunk_index: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{doc_id}:{chunk_index}"))
 
 
+def ids_for(doc_id: str, start: int, stop: int) -> list[str]:
+    """Point ids of chunks ``start`` .. ``stop - 1`` of a document."""
+    return [make_point_id(doc_id, i) for i in range(start, stop)]
+
+
 @dataclass(frozen=True)
 class SparseVector:
     """Lexical vector: term ids (hashed tokens) and their weights."""

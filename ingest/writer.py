@@ -21,29 +21,25 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from ingest import faults
+from ingest.filerows import RowContext, write_file_row
 from ingest.index.base import VectorIndex
-from ingest.model import ChunkPoint, SparseVector, make_doc_id, make_point_id
+from ingest.model import ChunkPoint, ids_for
 from ingest.plan import Index, NotIndexable, Refresh
+from ingest.points import doc_id_of, moved_points, new_points
 from ingest.state import (
     DELETING,
     INDEXING,
     OK,
     FileRecord,
-    FileRow,
-    clamp_inode,
-    encode_groups,
     mark_seen,
     utcnow,
 )
 from ingest.summary import FileIssue, SyncSummary
-from ingest.walk import FileEntry
 from ingest.workers import ChunkData
 from policies.db import session_scope
 
@@ -72,14 +68,6 @@ class _Ready:
     item: Index
     points: list[ChunkPoint]
     reused: bool
-
-
-def ids_for(doc_id: str, start: int, stop: int) -> list[str]:
-    return [make_point_id(doc_id, i) for i in range(start, stop)]
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Writer:
@@ -113,6 +101,7 @@ class Writer:
         self._unchanged: list[int] = []
         self._group_started = time.monotonic()
         self.renamed_from: set[str] = set()
+        self.rows = RowContext(source, source_id, run_id)
 
     # -- intake --------------------------------------------------------------------------------
     def unchanged(self, file_id: int) -> None:
@@ -140,22 +129,7 @@ class Writer:
             p.payload.get("content_hash") != item.sha256 for p in found.values()
         ):
             return False
-        points = []
-        for i, pid in enumerate(expected):
-            old = found[pid]
-            payload = self._payload(
-                item,
-                i,
-                str(old.payload.get("text", "")),
-                old.payload.get("section"),
-                old.payload.get("title"),
-                old.payload.get("page"),
-            )
-            points.append(
-                ChunkPoint(
-                    make_point_id(self._doc_id(item), i), list(old.dense), old.sparse, payload
-                )
-            )
+        points = moved_points(self.source, item, [found[pid] for pid in expected])
         self._add_ready(_Ready(item, points, reused=True))
         if item.rename:
             self.renamed_from.add(donor.doc_id)
@@ -181,7 +155,9 @@ class Writer:
             pending.vectors[i] = vec
             pending.missing -= 1
             if pending.missing == 0:
-                self._add_ready(_Ready(pending.item, self._points(pending), reused=False))
+                vecs = [v for v in pending.vectors if v is not None]
+                points = new_points(self.source, pending.item, pending.chunks, vecs)
+                self._add_ready(_Ready(pending.item, points, reused=False))
 
     def _add_ready(self, ready: _Ready) -> None:
         self._ready.append(ready)
@@ -197,45 +173,6 @@ class Writer:
         return bool(
             self._ready or self._not_indexable or self._refresh or self._unchanged or self._to_embed
         )
-
-    # -- points --------------------------------------------------------------------------------
-    def _doc_id(self, item: Index) -> str:
-        return item.record.doc_id if item.record else make_doc_id(self.source, item.entry.rel_path)
-
-    def _payload(
-        self, item: Index, i: int, text: str, section: Any, title: Any, page: Any
-    ) -> dict[str, Any]:
-        return {
-            "doc_id": self._doc_id(item),
-            "path": item.entry.rel_path,
-            "source": self.source,
-            "chunk_index": i,
-            "text": text,
-            "section": section,
-            "title": title,
-            "page": page,
-            "allowed_groups": list(item.access.groups),
-            "classification": item.access.classification,
-            "content_hash": item.sha256,
-            "mtime": item.entry.mtime_ns / 1e9,
-            "ingested_at": _iso_now(),
-        }
-
-    def _points(self, pending: _Pending) -> list[ChunkPoint]:
-        doc_id = self._doc_id(pending.item)
-        points = []
-        for i, (chunk, vec) in enumerate(zip(pending.chunks, pending.vectors, strict=True)):
-            text, section, title, page, lex_idx, lex_val = chunk
-            assert vec is not None
-            points.append(
-                ChunkPoint(
-                    make_point_id(doc_id, i),
-                    vec,
-                    SparseVector(list(lex_idx), list(lex_val)),
-                    self._payload(pending.item, i, text, section, title, page),
-                )
-            )
-        return points
 
     # -- commit --------------------------------------------------------------------------------
     def commit(self) -> None:
@@ -266,7 +203,8 @@ class Writer:
         if ready or touching_refresh or touching_gone:
             with session_scope(self.engine) as s:  # 1. intent
                 for r in ready:
-                    self._write_row(
+                    write_file_row(
+                        self.rows,
                         s,
                         r.item.entry,
                         r.item.record,
@@ -278,7 +216,8 @@ class Writer:
                         None,
                     )
                 for g in touching_gone:
-                    self._write_row(
+                    write_file_row(
+                        self.rows,
                         s,
                         g.entry,
                         g.record,
@@ -291,7 +230,8 @@ class Writer:
                         rel_path=g.rel_path,
                     )
                 for f in touching_refresh:
-                    self._write_row(
+                    write_file_row(
+                        self.rows,
                         s,
                         f.entry,
                         f.record,
@@ -310,7 +250,8 @@ class Writer:
         now = utcnow()
         with session_scope(self.engine) as s:  # 4. commit
             for r in ready:
-                self._write_row(
+                write_file_row(
+                    self.rows,
                     s,
                     r.item.entry,
                     r.item.record,
@@ -323,7 +264,8 @@ class Writer:
                     indexed_at=now,
                 )
             for g in gone:
-                self._write_row(
+                write_file_row(
+                    self.rows,
                     s,
                     g.entry,
                     g.record,
@@ -336,7 +278,8 @@ class Writer:
                     rel_path=g.rel_path,
                 )
             for f in refresh:
-                self._write_row(
+                write_file_row(
+                    self.rows,
                     s,
                     f.entry,
                     f.record,
@@ -361,7 +304,7 @@ class Writer:
             self.index.upsert(points[start : start + UPSERT_BATCH])
         stale: list[str] = []
         for r in ready:
-            doc_id = self._doc_id(r.item)
+            doc_id = doc_id_of(self.source, r.item)
             stale += self._stale_ids(doc_id, r.item.record, {p.id for p in r.points})
         for g in gone:
             assert g.record is not None
@@ -388,58 +331,6 @@ class Writer:
         else:
             return []
         return sorted(old - keep)
-
-    def _write_row(
-        self,
-        s: Any,
-        entry: FileEntry | None,
-        record: FileRecord | None,
-        sha: str | None,
-        access: Any,
-        status: str,
-        chunk_count: int,
-        code: str | None,
-        message: str | None,
-        *,
-        rel_path: str | None = None,
-        indexed_at: datetime | None = None,
-        keep_reason: bool = False,
-    ) -> None:
-        rel = rel_path if rel_path is not None else (entry.rel_path if entry else "")
-        doc_id = record.doc_id if record else make_doc_id(self.source, rel)
-        values: dict[str, Any] = {
-            "rel_path": rel,
-            "status": status,
-            "sha256": sha,
-            "chunk_count": chunk_count,
-            "allowed_groups": encode_groups(access.groups),
-            "classification": access.classification,
-            "seen_run": self.run_id,
-            "updated_at": utcnow(),
-        }
-        if not keep_reason:
-            values["reason_code"] = code
-            values["message"] = message
-        if entry is not None:
-            values.update(
-                size=entry.size,
-                mtime_ns=entry.mtime_ns,
-                inode=clamp_inode(entry.inode),
-                mode=entry.mode,
-            )
-        if indexed_at is not None:
-            values["indexed_at"] = indexed_at
-        if record is None:
-            existing = s.scalar(select(FileRow.id).where(FileRow.doc_id == doc_id))
-            if existing is None:
-                values.setdefault("size", 0)
-                values.setdefault("mtime_ns", 0)
-                values.setdefault("inode", 0)
-                values.setdefault("mode", 0)
-                s.add(FileRow(source_id=self.source_id, doc_id=doc_id, **values))
-                s.flush()
-                return
-        s.execute(update(FileRow).where(FileRow.doc_id == doc_id).values(**values))
 
     def _count(self, ready: list[_Ready], gone: list[NotIndexable], refresh: list[Refresh]) -> None:
         sm = self.summary

@@ -7,12 +7,13 @@ import math
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ingest.index import VectorIndex, open_index
-from ingest.model import ChunkPoint, make_doc_id, make_point_id
-from ingest.sparse import encode_document
+from ingest.model import ChunkPoint, Hit, make_doc_id, make_point_id
+from ingest.sparse import encode_document, encode_query
 from policies.settings import Settings
 
 BACKENDS = ("edge", "local")
@@ -145,3 +146,24 @@ def index(opener: Callable[[], VectorIndex], corpus: list[ChunkPoint]) -> Vector
     idx.upsert(corpus)
     idx.flush()
     return idx
+
+
+EVERYONE = frozenset({"hr", "eng", "admin", "it"})
+MODES = ("dense", "lexical", "hybrid")
+
+
+def by_path(points: list[ChunkPoint], path: str, i: int = 0) -> ChunkPoint:
+    return [p for p in points if p.payload["path"] == path][i]
+
+
+def ask(
+    idx: VectorIndex, point: ChunkPoint, groups: frozenset[str], mode: str, **kw: Any
+) -> list[Hit]:
+    """Query with the point's own dense vector and its exact text: the strongest possible match."""
+    return idx.search(
+        groups=groups,
+        dense=point.dense,
+        sparse=encode_query(point.payload["text"]),
+        mode=mode,  # type: ignore[arg-type]
+        **kw,
+    )

@@ -11,37 +11,16 @@ from typing import Any
 import pytest
 
 from ingest.index import VectorIndex
-from ingest.index.base import SearchMode
 from ingest.index.common import (
     BadPointError,
     BadQueryError,
     DimensionMismatchError,
     NoCollectionError,
 )
-from ingest.model import ChunkPoint, Hit, SparseVector
+from ingest.model import ChunkPoint, SparseVector
 from ingest.sparse import encode_query
 from tests.index import spy
-from tests.index.conftest import DIM, chunk, unit
-
-EVERYONE = frozenset({"hr", "eng", "admin", "it"})
-MODES = ("dense", "lexical", "hybrid")
-
-
-def by_path(points: list[ChunkPoint], path: str, i: int = 0) -> ChunkPoint:
-    return [p for p in points if p.payload["path"] == path][i]
-
-
-def ask(
-    idx: VectorIndex, point: ChunkPoint, groups: frozenset[str], mode: str, **kw: Any
-) -> list[Hit]:
-    """Query with the point's own dense vector and its exact text: the strongest possible match."""
-    return idx.search(
-        groups=groups,
-        dense=point.dense,
-        sparse=encode_query(point.payload["text"]),
-        mode=mode,  # type: ignore[arg-type]
-        **kw,
-    )
+from tests.index.conftest import DIM, EVERYONE, MODES, ask, by_path, chunk, unit
 
 
 def describe(idx: Any) -> dict[str, Any]:
@@ -253,107 +232,6 @@ def test_stopword_only_query(index: VectorIndex, corpus: list[ChunkPoint]) -> No
     assert hits[0].id == target.id  # the dense arm still answers
 
 
-# -- access control ----------------------------------------------------------------------------
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
-def test_chunk_without_groups_is_returned_to_nobody(
-    index: VectorIndex, corpus: list[ChunkPoint], mode: str, fusion: str
-) -> None:
-    secret = by_path(corpus, "secret/unassigned.md")
-    for groups in (EVERYONE, frozenset({"hr"}), frozenset({""}) | EVERYONE):
-        hits = ask(index, secret, groups, mode, fusion=fusion, limit=50)
-        assert secret.id not in {h.id for h in hits}
-        assert all(h.payload["allowed_groups"] for h in hits)
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
-def test_hr_chunk_never_reaches_eng_even_when_quoted(
-    index: VectorIndex, corpus: list[ChunkPoint], mode: str, fusion: str
-) -> None:
-    salaries = [p for p in corpus if p.payload["path"] == "hr/salaries.md"]
-    for p in salaries:
-        hits = ask(index, p, frozenset({"eng"}), mode, fusion=fusion, limit=50)
-        if mode != "lexical":  # the quote shares no words with eng's chunks
-            assert hits, "eng must still get its own chunks"
-        assert not {h.id for h in hits} & {s.id for s in salaries}
-        assert all("eng" in h.payload["allowed_groups"] for h in hits)
-        own = ask(index, p, frozenset({"hr"}), mode, fusion=fusion, limit=1)
-        assert own[0].id == p.id  # the same query finds it for hr: the filter did the work
-
-
-@pytest.mark.parametrize("groups", [frozenset(), frozenset({""}), frozenset({"  "})])
-def test_empty_groups_return_nothing_without_touching_engine(
-    index: VectorIndex, corpus: list[ChunkPoint], groups: frozenset[str]
-) -> None:
-    s = spy.install(index, None)
-    s.forbid_all = True
-    try:
-        for mode in MODES:
-            assert ask(index, corpus[0], groups, mode) == []
-    finally:
-        spy.uninstall(index, s)
-    assert s.calls == []
-
-
-def test_every_search_path_carries_the_acl_filter(
-    index: VectorIndex, corpus: list[ChunkPoint]
-) -> None:
-    groups = frozenset({"eng", "it"})
-    s = spy.install(index, groups)
-    try:
-        for mode in MODES:
-            for fusion in ("rrf", "dbsf"):
-                for sources in (None, ["drive"], ["drive", "wiki"]):
-                    for limit, candidates in ((1, None), (5, 7), (30, None)):
-                        ask(
-                            index,
-                            corpus[2],
-                            groups,
-                            mode,
-                            fusion=fusion,
-                            sources=sources,
-                            limit=limit,
-                            candidates=candidates,
-                        )
-    finally:
-        spy.uninstall(index, s)
-    reads = [c for c in s.calls if c[0] in spy.READ_METHODS]
-    assert len(reads) == 3 * 2 * 3 * 3  # every search reached the engine exactly once, checked
-
-
-def test_filter_spy_detects_a_missing_filter(index: VectorIndex, corpus: list[ChunkPoint]) -> None:
-    """The spy is not vacuous: an unfiltered (or too wide) request fails the check."""
-    s = spy.install(index, frozenset({"eng"}))
-    engine = s._target
-    try:
-        if hasattr(index, "_shard"):
-            import qdrant_edge as qe
-
-            bare = qe.QueryRequest(limit=3, query=qe.Query.Nearest(corpus[0].dense, using="dense"))
-            with pytest.raises(spy.MissingAclFilter):
-                s.query(bare)
-            wide = qe.QueryRequest(
-                limit=3,
-                query=qe.Query.Nearest(corpus[0].dense, using="dense"),
-                filter=qe.Filter(
-                    must=[qe.FieldCondition("allowed_groups", match=qe.MatchAny(["eng", "hr"]))]
-                ),
-            )
-            with pytest.raises(spy.MissingAclFilter):
-                s.query(wide)
-            with pytest.raises(spy.MissingAclFilter):
-                s.scroll(qe.ScrollRequest(limit=3))
-        else:
-            with pytest.raises(spy.MissingAclFilter):
-                s.query_points(index.collection, query=corpus[0].dense, using="dense")  # type: ignore[attr-defined]
-            with pytest.raises(spy.MissingAclFilter):
-                s.scroll(index.collection, limit=3)  # type: ignore[attr-defined]
-    finally:
-        spy.uninstall(index, s)
-    assert engine is not None
-
-
 # -- durability --------------------------------------------------------------------------------
 def test_data_survives_close_and_reopen(
     opener: Callable[[], VectorIndex], corpus: list[ChunkPoint]
@@ -371,42 +249,3 @@ def test_data_survives_close_and_reopen(
     assert again.count() == len(corpus) - 1
     hit = ask(again, corpus[0], frozenset({"hr"}), "hybrid", limit=1)[0]
     assert hit.id == corpus[0].id and hit.payload["classification"] == "secret"
-
-
-@pytest.mark.parametrize("mode", ["lexical", "hybrid"])
-def test_hidden_chunks_do_not_move_lexical_scores(
-    index: VectorIndex, corpus: list[ChunkPoint], mode: SearchMode
-) -> None:
-    """IDF is computed over the caller's readable chunks: hr documents full of a word cannot be
-    detected by an eng user through the scores of eng's own chunks."""
-    query = encode_query("deploy pipeline")
-    target = by_path(corpus, "eng/deploy.md")
-
-    def eng_scores() -> list[tuple[str, float]]:
-        hits = index.search(
-            groups=frozenset({"eng"}),
-            dense=target.dense,
-            sparse=query,
-            mode=mode,
-            limit=5,
-        )
-        return [(h.id, round(h.score, 5)) for h in hits]
-
-    before = eng_scores()
-    rng = random.Random(17)
-    index.upsert(
-        [
-            chunk(
-                rng,
-                source="drive",
-                path=f"hr/deploy{i}.md",
-                index=0,
-                text="deploy deploy pipeline plans",
-                groups=["hr"],
-            )
-            for i in range(30)
-        ]
-    )
-    assert eng_scores() == before
-    hr_view = index.search(groups=frozenset({"hr", "eng"}), sparse=query, mode="lexical", limit=40)
-    assert any(h.payload["path"].startswith("hr/deploy") for h in hr_view)
