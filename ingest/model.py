@@ -32,6 +32,16 @@ PAYLOAD_FIELDS = (
 )
 
 
+def payload_mtime(mtime_ns: int) -> float:
+    """A file's modification time as stored in the payload: seconds, microsecond precision.
+
+    Qdrant keeps payload floats to microseconds (measured on Edge: a full-precision
+    ``st_mtime_ns / 1e9`` came back changed for 22 % of 2,000 random times, a microsecond-rounded
+    one never), so the value is rounded here and what is written is what is read back.
+    """
+    return round(mtime_ns / 1e9, 6)
+
+
 def make_doc_id(source: str, rel_path: str) -> str:
     """Stable id of a source file: its synced root's name and its path relative to that root."""
     return hashlib.sha256(f"{source}\x00{rel_path}".encode()).hexdigest()[:32]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.model import ChunkPoint, SparseVector, make_doc_id, make_point_id
+from ingest.model import ChunkPoint, SparseVector, make_doc_id, make_point_id, payload_mtime
 from ingest.plan import Index
 from ingest.workers import ChunkData
 
@@ -30,7 +30,7 @@ def payload(
         "allowed_groups": list(item.access.groups),
         "classification": item.access.classification,
         "content_hash": item.sha256,
-        "mtime": item.entry.mtime_ns / 1e9,
+        "mtime": payload_mtime(item.entry.mtime_ns),
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from ingest import faults
 from ingest.filerows import RowContext, write_file_row
 from ingest.index.base import VectorIndex
-from ingest.model import ChunkPoint, ids_for
+from ingest.model import ChunkPoint, ids_for, payload_mtime
 from ingest.plan import Index, NotIndexable, Refresh
 from ingest.points import doc_id_of, moved_points, new_points
 from ingest.state import (
@@ -317,7 +317,7 @@ class Writer:
                 {
                     "allowed_groups": list(f.access.groups),
                     "classification": f.access.classification,
-                    "mtime": f.entry.mtime_ns / 1e9,
+                    "mtime": payload_mtime(f.entry.mtime_ns),
                 },
             )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from ingest.model import make_doc_id, make_point_id
+from ingest.model import make_doc_id, make_point_id, payload_mtime
 from ingest.state import FileRow, IndexMetaRow, SyncRunRow, open_state
 from ingest.status import collect_status
 from ingest.sync import EmbeddingChangedError, RootEmptyError, SyncUsageError, run_sync
@@ -96,7 +96,7 @@ def test_incremental_sync_lifecycle(tmp_path: Path, db_url: str) -> None:
         for i in range(len(after["money/expenses.md"]))
     }
     assert renamed_ids <= set(dump_index(settings))
-    vpn_mtime = (root / "it/vpn.md").stat().st_mtime_ns / 1e9
+    vpn_mtime = payload_mtime((root / "it/vpn.md").stat().st_mtime_ns)
     assert all(p["mtime"] == vpn_mtime for p in after["it/vpn.md"])
     assert set(_rows(settings)) == set(after)
 
