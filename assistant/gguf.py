@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from policies.errors import LLMError
+from core.errors import ModelFileError
 
 _GGUF_MAGIC = b"GGUF"
 _SCALARS: dict[int, str] = {
@@ -31,12 +31,6 @@ _SCALARS: dict[int, str] = {
     12: "<d",
 }
 _STRING, _ARRAY = 8, 9
-
-
-class ModelFileError(LLMError):
-    """The GGUF file is missing, unreadable or not a GGUF file."""
-
-    code = "llm.model_file"
 
 
 @dataclass(frozen=True)

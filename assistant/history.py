@@ -29,20 +29,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from policies.db import migrate, session_scope
-from policies.errors import EnclaveError
+from core.db import migrate, session_scope
+from core.errors import ConversationNotFoundError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_assistant"
 TITLE_MAX = 80
 
 Role = Literal["user", "assistant"]
-
-
-class ConversationNotFoundError(EnclaveError):
-    """The conversation does not exist or belongs to another user."""
-
-    code = "history.not_found"
 
 
 class Base(DeclarativeBase):

@@ -22,7 +22,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from policies.errors import LLMError, LLMTimeoutError
+from core.errors import LLMError, LLMTimeoutError
 
 Formatter = Callable[[list[dict[str, str]]], tuple[str, list[str], bool]]
 

@@ -24,9 +24,9 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from policies.errors import LLMError, LLMTimeoutError, LLMUnavailableError
+from core.errors import LLMError, LLMTimeoutError, LLMUnavailableError
+from core.settings import Settings
 from policies.models import ensure_default_gguf
-from policies.settings import Settings
 
 
 @dataclass

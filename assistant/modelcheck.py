@@ -15,24 +15,10 @@ from typing import Any
 
 from assistant.gguf import GGUFInfo, read_metadata
 from assistant.llm import local_model_path
-from policies.errors import LicenceError
+from core.errors import ModelMismatchError, ModelNotServableError
+from core.settings import Settings
 from policies.models import file_sha256
-from policies.settings import Settings
 from policies.weights_digest import weights_sha256
-
-
-class ModelMismatchError(LicenceError):
-    """The model file's metadata is not what the profile expects."""
-
-    code = "licence.model_mismatch"
-
-
-class ModelNotServableError(LicenceError):
-    """The licence gate refused the model; ``decision`` is its :class:`Decision`."""
-
-    def __init__(self, decision: Any) -> None:
-        super().__init__(decision.message, code=decision.reason_code or LicenceError.code)
-        self.decision = decision
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from assistant.types import RetrievedChunk
+from core.settings import RetrievalSettings
 from ingest.index.base import SearchMode, VectorIndex
 from ingest.model import Hit, SparseVector
 from policies.identity import Principal
-from policies.settings import RetrievalSettings
 
 
 class QueryEmbedder(Protocol):

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from assistant.citations import build_citations
 from assistant.condense import standalone_question
 from assistant.llm import ChatLLM, StreamStats, load_llm
-from assistant.modelcheck import ModelIdentity, ModelNotServableError, verify_servable
-from assistant.prompt import ANSWER_STOPS, PromptTooLongError, Turn, fit_prompt
+from assistant.modelcheck import ModelIdentity, verify_servable
+from assistant.prompt import ANSWER_STOPS, Turn, fit_prompt
 from assistant.retrieve import RetrievalResult, Retriever
 from assistant.types import Answer, RetrievedChunk
-from policies.errors import EnclaveError, LLMError
+from core.errors import EnclaveError, LLMError, ModelNotServableError, PromptTooLongError
+from core.settings import Settings
 from policies.identity import Principal
-from policies.settings import Settings
 
 if TYPE_CHECKING:
     from ingest.index.base import VectorIndex
@@ -65,9 +65,9 @@ class Assistant:
         index: VectorIndex | None = None,
     ) -> Assistant:
         """``index``: an already open index to share (the UI's sync runs through it too)."""
-        from ingest.embed import load_embedder
+        from ingest.encoding.embed import load_embedder
+        from ingest.encoding.sparse import encode_query
         from ingest.index import open_index
-        from ingest.sparse import encode_query
 
         if policies is None:
             from policies.service import PolicyService

@@ -30,12 +30,12 @@ from typing import Any
 
 from sqlalchemy import create_engine, insert, text
 
+from core.db import dispose_engines
+from core.settings import load_settings
 from policies.audit_chain import canonical_json
-from policies.db import dispose_engines
 from policies.decision import Decision
 from policies.identity import Principal
 from policies.service import PolicyService
-from policies.settings import load_settings
 from policies.tables import AuditRecordRow
 
 QUESTION = (

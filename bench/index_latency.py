@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.index_latency [--sizes 10000,100000] [--queries 200]
         [--baseline-size 10000] [--dim 384]
 
-Synthetic chunks: random normalized 384-d vectors, lexical vectors from ``ingest.sparse`` over a
+Synthetic chunks: random normalized 384-d vectors, lexical vectors from
+``ingest.encoding.sparse`` over a
 Zipf-distributed 20k-word vocabulary (~60 words a chunk), and a realistic group spread (half the
 chunks readable by all staff, the rest by one department, 2% by nobody). Every query goes
 through ``VectorIndex.search`` with a user's groups, so the ACL filter is always on. Users rotate
@@ -30,11 +31,11 @@ from typing import Any
 import numpy as np
 import psutil
 
+from core.settings import Settings
+from ingest.encoding.sparse import encode_document, encode_query
 from ingest.index import VectorIndex, open_index
 from ingest.index.base import SearchMode
 from ingest.model import ChunkPoint, make_doc_id, make_point_id
-from ingest.sparse import encode_document, encode_query
-from policies.settings import Settings
 
 VOCAB = 20_000
 GROUPS: list[tuple[list[str], float]] = [

@@ -83,7 +83,7 @@ class MemorySampler:
 
 
 def _settings(data_dir: Path, backend: str, workers: int | None) -> Any:
-    from policies.settings import load_settings
+    from core.settings import load_settings
 
     rules = data_dir / "access.yaml"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ def _chunk_texts(settings: Any) -> list[str]:
 
 
 def _raw_throughput(settings: Any, texts: list[str]) -> tuple[float, list[list[float]]]:
-    from ingest.embed import load_embedder
+    from ingest.encoding.embed import load_embedder
 
     embedder = load_embedder(settings.embedding, settings.models_dir)
     embedder.embed_documents(texts[: embedder.batch_size])  # warm-up
@@ -122,8 +122,8 @@ def _raw_throughput(settings: Any, texts: list[str]) -> tuple[float, list[list[f
 
 
 def _states(settings: Any) -> dict[str, Any]:
-    from ingest.state import FileRow, open_state
-    from policies.db import session_scope
+    from core.db import session_scope
+    from ingest.sync.state import FileRow, open_state
 
     engine = open_state(settings.db_url)
     by_status: Counter[str] = Counter()
@@ -175,8 +175,8 @@ def _cli_resync(cfg: Path, corpus: Path) -> tuple[float, int]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ingest.sync import run_sync
-    from ingest.walk import FileEntry, walk
+    from ingest.sources.local import FileEntry, walk
+    from ingest.sync.run import run_sync
 
     corpus = Path(args.corpus).resolve()
     tmp = Path(args.data_dir or tempfile.mkdtemp(prefix="enclave-bench-"))
@@ -230,7 +230,7 @@ def _compare(
     """Raw throughput of the other backend on the same texts, and how close its vectors are."""
     import numpy as np
 
-    from ingest.embed import load_embedder
+    from ingest.encoding.embed import load_embedder
 
     other = "onnx-int8" if used == "torch" else "torch"
     try:

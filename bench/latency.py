@@ -29,8 +29,8 @@ from typing import Any
 
 from bench.index_latency import USERS, synthetic_points
 from bench.retrieval import DEFAULT_DEVSET, load_devset
+from core.settings import Settings, load_settings
 from policies.identity import Principal
-from policies.settings import Settings, load_settings
 
 
 def _pcts(ms: list[float]) -> dict[str, float]:
@@ -59,9 +59,9 @@ def build_index(settings: Settings, n: int, dim: int) -> dict[str, Any]:
 
 def retrieval_latency(settings: Settings, questions: list[str], n_queries: int) -> dict[str, Any]:
     from assistant.retrieve import Retriever
-    from ingest.embed import load_embedder
+    from ingest.encoding.embed import load_embedder
+    from ingest.encoding.sparse import encode_query
     from ingest.index import open_index
-    from ingest.sparse import encode_query
 
     if settings.retrieval.serving_torch_threads is not None:  # as Assistant.from_settings
         import torch

@@ -4,14 +4,14 @@
                                       [--pg-url URL] [--no-pg]
 
 Index: an Edge store of ``--points`` chunk points (384-d dense vectors, real lexical vectors
-of ~14-word texts, full payloads) copied by :func:`ingest.migrate_store.migrate_index` into
+of ~14-word texts, full payloads) copied by :func:`ingest.index.migrate.migrate_index` into
 qdrant-client's local mode, the only Qdrant "server" API available offline. Local mode commits
 every point to its SQLite file separately (~17 ms per point on this machine's disk, profiled),
 so this number bounds local mode, not a Qdrant server. Baseline, same run and store: reading every
 point with its vectors and payload (``scroll_points``), i.e. the part any copy must pay.
 
 Database: a SQLite data dir with ``--files`` ingest file rows and ``--audit`` chained audit
-records (written through PolicyService) copied by :func:`policies.dbcopy.copy_database` into a
+records (written through PolicyService) copied by :func:`core.dbcopy.copy_database` into a
 fresh PostgreSQL database (``--pg-url``, ``$ENCLAVE_TEST_PG_URL`` or ``/tmp/pg_url``; created
 and dropped by the run). Baseline, same run: reading every row of every table from the source.
 Prints one JSON document.
@@ -35,17 +35,17 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, insert, select, text
 
+from core.db import dispose_engines, make_engine, session_scope
+from core.dbcopy import copy_database
+from core.settings import load_settings
+from ingest.encoding.sparse import encode_document
 from ingest.index.edge import EdgeIndex
+from ingest.index.migrate import migrate_index
 from ingest.index.qdrant import QdrantIndex
-from ingest.migrate_store import migrate_index
 from ingest.model import ChunkPoint, make_doc_id, make_point_id
-from ingest.sparse import encode_document
-from ingest.state import FileRow, SourceRow, open_state
-from policies.db import dispose_engines, make_engine, session_scope
-from policies.dbcopy import copy_database
+from ingest.sync.state import FileRow, SourceRow, open_state
 from policies.identity import Principal
 from policies.service import PolicyService
-from policies.settings import load_settings
 
 DIM = 384
 WORDS = [

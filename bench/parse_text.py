@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.parse_text [--mb 3.2] [--no-baseline]
 
 Writes a synthetic handbook-like text of ``--mb`` MB (numbered sections of English prose with
-blank-line paragraphs) to a temporary directory, chunks it with ``ingest.chunk.chunk_file``
+blank-line paragraphs) to a temporary directory, chunks it with ``ingest.parsing.chunk.chunk_file``
 (files above 256 KiB take the fast path) and, as the baseline in the same run, partitions the
 same file with unstructured's ``partition_text`` (what the parser would do without the fast
 path). Both are warmed up first on a small file (imports, spaCy model), so the times compare the
@@ -46,9 +46,9 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
 
-    from ingest.chunk import chunk_file
-    from ingest.offline import prepare_unstructured
-    from policies.settings import IngestSettings
+    from core.settings import IngestSettings
+    from ingest.parsing.chunk import chunk_file
+    from ingest.parsing.offline import prepare_unstructured
 
     with tempfile.TemporaryDirectory() as tmp:
         # Warm-up (not timed): imports, libmagic, and the spaCy model that partition_text loads.

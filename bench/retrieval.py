@@ -4,7 +4,7 @@ pipeline, plus the abstain-threshold trade-off, all measured in one run.
     .venv/bin/python -m bench.retrieval [--corpus ../shared/corpus/handbook-18f]
         [--devset bench/devset/handbook18f.jsonl] [--work artifacts/bench-retrieval]
 
-Enclave's side: the corpus is synced with ``ingest.sync.run_sync`` (real parser, chunker,
+Enclave's side: the corpus is synced with ``ingest.sync.run.run_sync`` (real parser, chunker,
 embedder, Qdrant Edge; an access rule grants everything to ``everyone``) and queried through
 ``assistant.retrieve.Retriever`` as a member of ``everyone`` (k=5, at most
 ``max_chunks_per_doc`` chunks per file). The work dir keeps the index, so a re-run re-syncs
@@ -29,9 +29,9 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from core.settings import RetrievalSettings
 from ingest.index.base import SearchMode
 from policies.identity import Principal
-from policies.settings import RetrievalSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "handbook-18f"
@@ -84,8 +84,8 @@ def abstention(rel_pos: list[float], rel_neg: list[float]) -> dict[str, Any]:
 
 
 def build_enclave_index(corpus: Path, work: Path) -> tuple[Any, dict[str, Any]]:
-    from ingest.sync import run_sync
-    from policies.settings import load_settings
+    from core.settings import load_settings
+    from ingest.sync.run import run_sync
 
     work.mkdir(parents=True, exist_ok=True)
     rules = work / "access.yaml"
@@ -144,9 +144,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from assistant.retrieve import Retriever
-    from ingest.embed import load_embedder
+    from ingest.encoding.embed import load_embedder
+    from ingest.encoding.sparse import encode_query
     from ingest.index import open_index
-    from ingest.sparse import encode_query
 
     dev = load_devset(args.devset)
     answerable = [d for d in dev if d["gold"]]

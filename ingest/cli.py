@@ -1,80 +1,35 @@
-"""The ``ingest`` command: ``ingest sync PATH --source NAME`` and ``ingest status``.
+"""The ``ingest`` command: ``sync``, ``status`` and ``migrate-index``.
 
-Exit codes: 0 done (a sync whose files partly failed is still done: see the summary);
-1 the sync or status failed (index, database, parser); 2 bad configuration or usage;
-3 another sync (or another process) holds the store, retry later; 130 interrupted (Ctrl-C;
-the next sync resumes where this one stopped).
+Follows the CLI contract of :mod:`core.cli` (one ``--config``, one error line, one exit-code
+map). For ``sync``: a sync whose files partly failed is still done (exit 0; see the summary);
+3 means another sync of the store runs, or the UI holds the embedded store; 130 interrupted
+(the next sync resumes where this one stopped).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import traceback
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from ingest.migrate_store import migrate_index_command
-from policies.errors import ConfigError, EnclaveError, StoreLockedError, SyncInProgressError
-from policies.settings import Settings, load_settings
+from core import cli
+from core.cli import ConfigOpt, JsonOpt, err
+from core.errors import SameIndexError
 
-# The model loader's download/loading bars would garble the JSON consumers and the progress line.
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-app = typer.Typer(
-    name="ingest",
-    help="Sync shared drives into Enclave's index and show sync status.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-# `ingest migrate-index`: embedded store -> Qdrant server (deploy/, docs/deploy.md)
-app.command("migrate-index")(migrate_index_command)
-
-EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 3, 130
-USAGE_CODES = {"ingest.bad_argument", "ingest.embedding_changed", "ingest.root_empty"}
-
-err = Console(stderr=True, highlight=False)
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML config file (default: $ENCLAVE_CONFIG, else defaults)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
-
-
-def exit_code_for(exc: EnclaveError) -> int:
-    if isinstance(exc, SyncInProgressError | StoreLockedError):
-        return EXIT_BUSY
-    if isinstance(exc, ConfigError) or exc.code in USAGE_CODES:
-        return EXIT_USAGE
-    return EXIT_FAILED
-
-
-def _fail(exc: BaseException, as_json: bool) -> typer.Exit:
-    if isinstance(exc, EnclaveError):
-        code, message, status = exc.code, exc.message, exit_code_for(exc)
-    else:
-        code, message, status = "internal.error", f"{type(exc).__name__}: {exc}", EXIT_FAILED
-        if os.environ.get("ENCLAVE_DEBUG"):
-            traceback.print_exc()
-        else:
-            message += " (set ENCLAVE_DEBUG=1 for a traceback)"
-    if as_json:
-        print(json.dumps({"error": {"code": code, "message": message}}))
-    err.print(f"[bold red]error[/] {escape(f'[{code}] {message}')}", soft_wrap=True)
-    return typer.Exit(status)
-
-
-def _settings(config: Path | None) -> Settings:
-    return load_settings(config)
+app = cli.new_app("ingest", "Sync shared drives into Enclave's index and show sync status.")
 
 
 class _RichProgress:
@@ -127,45 +82,27 @@ def sync(
     ] = False,
 ) -> None:
     """Sync PATH into the index as source NAME: only new/changed files are parsed and embedded."""
-    from ingest.sync import run_sync
+    from ingest.sync.run import run_sync
+    from policies.access import AccessRules
 
-    try:
-        settings = _settings(config)
-        from policies.access import AccessRules
-
+    interrupted = "interrupted: the next `ingest sync` resumes and repairs where this one stopped"
+    with cli.errors(as_json=as_json, on_interrupt=interrupted):
+        settings = cli.settings(config)
         warning = AccessRules.load(settings.access_rules).warning
         if warning:
-            err.print(f"[yellow]warning[/] {escape(warning)}")
-        show_bar = not as_json and err.is_terminal
-        bar = _RichProgress() if show_bar else None
-        if bar is not None:
-            with bar.progress:
-                summary = run_sync(
-                    settings,
-                    path,
-                    source,
-                    workers,
-                    bar,
-                    retry_failed=retry_failed,
-                    force=full,
-                    allow_empty_root=allow_empty_root,
-                )
-        else:
+            cli.warn(warning)
+        bar = _RichProgress() if not as_json and err.is_terminal else None
+        with bar.progress if bar is not None else nullcontext():
             summary = run_sync(
                 settings,
                 path,
                 source,
                 workers,
-                None,
+                bar,
                 retry_failed=retry_failed,
                 force=full,
                 allow_empty_root=allow_empty_root,
             )
-    except KeyboardInterrupt:
-        err.print("interrupted: the next `ingest sync` resumes and repairs where this one stopped")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        raise _fail(exc, as_json) from None
     if as_json:
         print(json.dumps(summary.as_dict(), indent=2))
         return
@@ -173,7 +110,7 @@ def sync(
 
 
 def _print_summary(data: dict[str, Any]) -> None:
-    out = Console(highlight=False)
+    out = cli.out
     table = Table(title=f"sync of source '{data['source']}' (run {data['run_id']})")
     for key in ("added", "updated", "renamed", "deleted", "unchanged", "permissions_updated"):
         table.add_column(key.replace("_", " "), justify="right")
@@ -207,16 +144,14 @@ def _print_summary(data: dict[str, Any]) -> None:
 @app.command()
 def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Per source: files by state, chunks, the last sync and recent errors."""
-    from ingest.status import collect_status
+    from ingest.sync.status import collect_status
 
-    try:
-        sources = collect_status(_settings(config))
-    except Exception as exc:
-        raise _fail(exc, as_json) from None
+    with cli.errors(as_json=as_json):
+        sources = collect_status(cli.settings(config))
     if as_json:
         print(json.dumps({"sources": [s.as_dict() for s in sources]}, indent=2))
         return
-    out = Console(highlight=False)
+    out = cli.out
     if not sources:
         out.print("no source synced yet: run `ingest sync PATH --source NAME`")
         return
@@ -240,6 +175,85 @@ def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
                 out.print(f"    [{last.error_code}] {last.error_message}", markup=False)
         for e in src.recent_errors:
             out.print(f"  {e.status}: {e.path}  [{e.code}] {e.message}", markup=False)
+
+
+@app.command("migrate-index")
+def migrate_index_command(
+    to_url: Annotated[
+        str | None, typer.Option("--to-url", help="Qdrant server URL, e.g. http://qdrant:6333")
+    ] = None,
+    to_path: Annotated[
+        Path | None,
+        typer.Option("--to-path", help="Directory for qdrant-client's local mode (trials, tests)"),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option("--api-key-file", help="File holding the target's API key")
+    ] = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", help="Target collection (default: the same)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=10000)] = 256,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted copy into this target")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a target that already holds points")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Copy the configured index (vectors + payloads) to a Qdrant server, without re-embedding."""
+    from ingest.index import open_index
+    from ingest.index.migrate import checkpoint_path, describe, migrate_index, target_settings
+
+    with cli.errors():
+        settings = cli.settings(config)
+        target_cfg = target_settings(
+            settings,
+            to_url=to_url,
+            to_path=to_path,
+            api_key_file=api_key_file,
+            collection=collection,
+        )
+        source_name, target_name = describe(settings), describe(target_cfg)
+        if source_name == target_name:
+            raise SameIndexError(f"the target {target_name} is the configured index itself")
+        with closing(open_index(settings)) as source, closing(open_index(target_cfg)) as target:
+            total = source.count()
+            with Progress(
+                TextColumn("[bold]migrating index"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("points", total=total)
+                result = migrate_index(
+                    source,
+                    target,
+                    batch_size=batch_size,
+                    force=force,
+                    resume=resume,
+                    checkpoint_file=checkpoint_path(settings.data_dir, target_name),
+                    target_name=target_name,
+                    on_batch=lambda n: progress.advance(task, n),
+                )
+    err.print(
+        f"{source_name} -> {target_name}: {result.copied} points copied"
+        + (f", {result.skipped} already there (resumed)" if result.skipped else "")
+        + f"; target holds {result.target_points} of the source's {result.source_points}"
+    )
+    if not result.complete:
+        err.print("[red]the target holds fewer points than the source[/red]")
+        raise typer.Exit(1)
+    if result.target_points > result.source_points:
+        err.print(
+            f"[yellow]note[/yellow] the target holds {result.target_points - result.source_points}"
+            " points that are not in the source (it was not empty: --force)"
+        )
+    err.print(
+        'Next: set index.backend = "qdrant" and index.qdrant_url in the config (docs/deploy.md).'
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from policies.errors import ConfigError
+from core.errors import ConfigError
 
 _TOP_KEYS = {"default", "default_classification", "rules"}
 _RULE_KEYS = {"path", "groups", "source", "classification", "description"}

@@ -17,12 +17,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, select
 
-from policies.db import session_scope
+from core.db import session_scope
+from core.errors import AccountError, LoginFailed
 from policies.directory import Directory
-from policies.errors import AccountError, AuthenticationError
 from policies.identity import Principal
 
-GENERIC_FAILURE = "invalid user name or password"
+GENERIC_LOGIN_FAILURE = "invalid user name or password"
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,6 @@ class AccountInfo:
     failed_attempts: int
     created_at: datetime
     in_directory: bool
-
-
-class LoginFailed(AuthenticationError):
-    """Sign-in refused. ``str()`` is generic; ``detail`` (unknown, bad_password, disabled,
-    locked) is for the audit log only, never for the person at the sign-in form."""
-
-    def __init__(self, user: str, detail: str) -> None:
-        super().__init__(GENERIC_FAILURE)
-        self.user = user
-        self.detail = detail
 
 
 def _utc(dt: datetime | None) -> datetime | None:

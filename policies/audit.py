@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
 
+from core.errors import AuditError
 from policies.audit_chain import (
     GENESIS,
     Anchor,
@@ -33,10 +34,10 @@ from policies.audit_chain import (
     record_dict,
     to_utc,
 )
+from policies.audit_checkpoint import checkpoint_valid
 from policies.decision import Decision
-from policies.errors import AuditError
 from policies.identity import Principal
-from policies.keys import HmacKey, verify_signature
+from policies.keys import HmacKey
 from policies.pii import PiiMasker
 from policies.tables import AuditCheckpoint, AuditHead, AuditRecordRow, UserKey
 
@@ -279,11 +280,7 @@ class AuditLog:
         return [AuditCheckpoint(**r._mapping) for r in rows]
 
     def checkpoint_valid(self, cp: AuditCheckpoint) -> bool:
-        from policies.audit_retention import checkpoint_payload
-
-        if self.trusted_public_keys and cp.public_key not in self.trusted_public_keys:
-            return False
-        return verify_signature(cp.public_key, checkpoint_payload(cp), cp.signature)
+        return checkpoint_valid(cp, self.trusted_public_keys)
 
     def verify(self) -> VerifyResult:
         """Walk the chain; report the first record where it breaks."""

@@ -9,14 +9,13 @@ by ``--since``/``--until`` starts mid-chain: its first record is taken as given.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from policies.audit_chain import canonical_json
-from policies.keys import verify_signature
+from policies.audit_chain import chain_hash
+from policies.audit_checkpoint import signature_valid
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,7 @@ def verify_export(lines: Iterable[str], trusted_public_key: str | None = None) -
         if "checkpoint" in obj:
             checkpoint = dict(obj, line=lineno)
             continue
-        body = {k: v for k, v in obj.items() if k != "hash"}
-        digest = hashlib.sha256(
-            (str(obj.get("prev_hash")) + canonical_json(body)).encode("utf-8")
-        ).hexdigest()
-        if digest != obj.get("hash"):
+        if chain_hash(str(obj.get("prev_hash")), obj) != obj.get("hash"):
             return _bad(
                 n,
                 lineno,
@@ -87,7 +82,7 @@ def verify_export(lines: Iterable[str], trusted_public_key: str | None = None) -
         return _bad(n, n + 1, "audit.export_unsigned", "the export has no checkpoint line")
     cp = checkpoint["checkpoint"]
     key = trusted_public_key or checkpoint.get("public_key", "")
-    if not verify_signature(key, canonical_json(cp).encode("utf-8"), checkpoint["signature"]):
+    if not signature_valid(cp, key, checkpoint["signature"]):
         return _bad(
             n,
             checkpoint["line"],

@@ -23,72 +23,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 
+from core.errors import AuditUsageError
 from policies.audit import AuditLog, begin_locked
 from policies.audit_chain import FIELDS, canonical_json, format_ts
-from policies.errors import AuditError
-from policies.keys import key_id, public_pem, sign
+from policies.audit_checkpoint import checkpoint_dict, make_checkpoint, store_checkpoint
 from policies.tables import AuditCheckpoint, AuditRecordRow
 
 RETENTION_FLOOR_DAYS = 183
-
-
-def checkpoint_payload(cp: AuditCheckpoint) -> bytes:
-    body = {
-        "head_id": cp.head_id,
-        "head_hash": cp.head_hash,
-        "count": cp.count,
-        "time": cp.created_at,
-    }
-    return canonical_json(body).encode("utf-8")
-
-
-def checkpoint_dict(cp: AuditCheckpoint) -> dict[str, Any]:
-    return {
-        "checkpoint": {
-            "head_id": cp.head_id,
-            "head_hash": cp.head_hash,
-            "count": cp.count,
-            "time": cp.created_at,
-        },
-        "id": cp.id,
-        "key_id": cp.key_id,
-        "public_key": cp.public_key,
-        "signature": cp.signature,
-    }
-
-
-def _make_checkpoint(head_id: int, head_hash: str, key: Ed25519PrivateKey) -> AuditCheckpoint:
-    cp = AuditCheckpoint(
-        head_id=head_id,
-        head_hash=head_hash,
-        count=head_id,
-        created_at=format_ts(datetime.now(UTC)),
-        key_id=key_id(key),
-        public_key=public_pem(key),
-        signature="",
-    )
-    cp.signature = sign(key, checkpoint_payload(cp))
-    return cp
-
-
-def _store(conn: Any, cp: AuditCheckpoint) -> int:
-    res = conn.execute(
-        insert(AuditCheckpoint)
-        .values(
-            head_id=cp.head_id,
-            head_hash=cp.head_hash,
-            count=cp.count,
-            created_at=cp.created_at,
-            key_id=cp.key_id,
-            public_key=cp.public_key,
-            signature=cp.signature,
-        )
-        .returning(AuditCheckpoint.id)
-    )
-    cp.id = int(res.scalar_one())
-    return cp.id
 
 
 def create_checkpoint(log: AuditLog, key: Ed25519PrivateKey) -> AuditCheckpoint:
@@ -96,8 +39,8 @@ def create_checkpoint(log: AuditLog, key: Ed25519PrivateKey) -> AuditCheckpoint:
     with log.engine.connect() as conn:
         try:
             head = begin_locked(conn)
-            cp = _make_checkpoint(head.last_id, head.last_hash, key)
-            _store(conn, cp)
+            cp = make_checkpoint(head.last_id, head.last_hash, key)
+            store_checkpoint(conn, cp)
             conn.commit()
         except Exception:
             conn.rollback()
@@ -118,9 +61,9 @@ def purge_older_than(
 ) -> PurgeResult:
     """Delete records older than ``days`` days, anchored by a signed checkpoint."""
     if days < 1:
-        raise AuditError("retention must be at least one day", code="audit.bad_retention")
+        raise AuditUsageError("retention must be at least one day", code="audit.bad_retention")
     if days < RETENTION_FLOOR_DAYS and not allow_below_floor:
-        raise AuditError(
+        raise AuditUsageError(
             f"refusing to purge records younger than {RETENTION_FLOOR_DAYS} days: deployers of "
             "high-risk AI systems must keep logs for at least six months (EU AI Act Art. "
             "26(6)); pass the override only if your legal basis allows a shorter period",
@@ -139,8 +82,8 @@ def purge_older_than(
             through_hash = conn.execute(
                 select(AuditRecordRow.hash).where(AuditRecordRow.id == through)
             ).scalar_one()
-            cp = _make_checkpoint(int(through), through_hash, key)
-            cp_id = _store(conn, cp)
+            cp = make_checkpoint(int(through), through_hash, key)
+            cp_id = store_checkpoint(conn, cp)
             res = conn.execute(delete(AuditRecordRow).where(AuditRecordRow.id <= through))
             conn.commit()
         except Exception:
@@ -175,7 +118,7 @@ def export(
     JSON lines: one record per line, then one ``{"checkpoint": ...}`` line. CSV: the records
     only (list/object columns as JSON); the caller stores the returned checkpoint beside it."""
     if fmt not in ("jsonl", "csv"):
-        raise AuditError(
+        raise AuditUsageError(
             f"unknown export format {fmt!r}: use jsonl or csv", code="audit.bad_format"
         )
     n = 0

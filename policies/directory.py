@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from policies.errors import ConfigError
+from core.errors import ConfigError
 from policies.identity import EMPLOYEE, ROLES, Principal
 
 _USER_KEYS = {"groups", "roles", "disabled", "display_name"}

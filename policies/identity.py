@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from policies.errors import AuthenticationError, ConfigError
+from core.errors import AuthenticationError, ConfigError
 
 EMPLOYEE = "employee"
 ADMIN = "admin"
@@ -33,7 +33,7 @@ class Principal:
 
 
 class _ClaimSettings(Protocol):
-    """The OIDC fields of :class:`policies.settings.UISettings`."""
+    """The OIDC fields of :class:`core.settings.UISettings`."""
 
     oidc_user_claim: str
     oidc_groups_claim: str

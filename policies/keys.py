@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from policies.errors import ConfigError
+from core.errors import ConfigError
 
 
 def _write_new(path: Path, data: bytes) -> None:

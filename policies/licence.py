@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from core.db import session_scope
+from core.errors import AccessDeniedError, LicenceError, LicenceUsageError
 from policies.audit import AuditLog
-from policies.db import session_scope
 from policies.decision import Decision
-from policies.errors import AccessDeniedError, LicenceError
 from policies.identity import ADMIN, Principal
 from policies.models import ModelEntry, ModelRegistry, file_sha256
 from policies.tables import LicenceAcceptance
@@ -69,7 +69,7 @@ class LicenceGate:
         files = self.licence_files(model)
         missing = [str(p) for p in files.values() if not p.is_file()]
         if missing:
-            raise LicenceError(
+            raise LicenceUsageError(
                 f"the {model.licence.title} files are missing: {', '.join(missing)}. Place the "
                 "licence text and the Notice file exactly as distributed with the model there "
                 "(see policies/licences/README.md)",
@@ -87,7 +87,7 @@ class LicenceGate:
     ) -> Acceptance:
         model = self.registry.get(model_name)
         if model is None:
-            raise LicenceError(
+            raise LicenceUsageError(
                 f"model '{model_name}' is not in the approved-models registry",
                 code="licence.model_not_approved",
             )
@@ -98,10 +98,10 @@ class LicenceGate:
             )
         statement = statement.strip()
         if not statement:
-            raise LicenceError("a statement is required", code="licence.statement_invalid")
+            raise LicenceUsageError("a statement is required", code="licence.statement_invalid")
         ref = (meta_licence_ref or "").strip() or None
         if model.licence.requires_acceptance and ref is None and not _MAU.search(statement):
-            raise LicenceError(
+            raise LicenceUsageError(
                 "the statement must confirm that the licensee's products had fewer than 700 "
                 "million monthly active users (e.g. 'Below 700 million monthly active users'), "
                 "or pass --meta-licence-ref with the reference of a licence granted by Meta",

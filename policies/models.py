@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from policies.errors import ConfigError, LicenceRegistryError
+from core.errors import ConfigError, LicenceRegistryError
 
 SHIPPED_REGISTRY = Path(__file__).with_name("models.yaml")
 _MODEL_KEYS = {"name", "display_name", "file", "sha256", "licence", "attribution", "derivative"}

@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from core.errors import ConfigError
+
 ALL_KINDS: tuple[str, ...] = (
     "email",
     "iban",
@@ -152,8 +154,6 @@ class PiiMasker:
         wanted = set(kinds)
         unknown = wanted - set(ALL_KINDS)
         if unknown:
-            from policies.errors import ConfigError
-
             raise ConfigError(f"unknown PII kind(s) {sorted(unknown)}; known: {list(ALL_KINDS)}")
         self.kinds = tuple(k for k in ALL_KINDS if k in wanted)
 

@@ -12,8 +12,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from core.errors import LoginFailed
+from core.settings import Settings
 from policies.access import AccessRules
-from policies.accounts import LocalAccounts, LoginFailed
+from policies.accounts import LocalAccounts
 from policies.audit import AuditLog
 from policies.decision import policy_version
 from policies.directory import Directory
@@ -23,7 +25,6 @@ from policies.keys import HmacKey, load_or_create_hmac_key, load_or_create_signi
 from policies.licence import LicenceGate
 from policies.models import ModelRegistry
 from policies.pii import PiiMasker
-from policies.settings import Settings
 from policies.usage import UsagePolicy
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -35,7 +36,7 @@ def migrate_policies(engine: Engine) -> None:
     key = str(engine.url)
     if key in _MIGRATED:
         return
-    from policies.db import migrate
+    from core.db import migrate
 
     migrate(engine, MIGRATIONS, VERSION_TABLE)
     _MIGRATED.add(key)
@@ -87,7 +88,7 @@ class PolicyService:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PolicyService:
-        from policies.db import make_engine
+        from core.db import make_engine
 
         engine = make_engine(settings.db_url)
         migrate_policies(engine)

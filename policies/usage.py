@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from policies.errors import ConfigError
+from core.errors import ConfigError
 from policies.identity import ROLES, Principal
 
 SHIPPED_USAGE = Path(__file__).with_name("default_usage.yaml")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from policies.errors import ConfigError
+from core.errors import ConfigError
 from policies.models import file_sha256
 
 

@@ -91,7 +91,7 @@ def pg_database() -> Iterator[str]:
     try:
         yield url
     finally:
-        from policies.db import dispose_engines
+        from core.db import dispose_engines
 
         dispose_engines()
         with admin.connect() as conn:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from policies.errors import ConfigError
-from policies.settings import load_settings
+from core.errors import ConfigError
+from core.settings import load_settings
 
 
 def _write(tmp_path: Path, body: str) -> Path:

@@ -6,8 +6,8 @@ from typing import Any
 
 import streamlit as st
 
+from core.settings import Settings
 from policies.identity import Principal
-from policies.settings import Settings
 from ui import runtime
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest.status import SourceStatus, collect_status, sync_holder
-from policies.errors import EnclaveError
+from core.errors import EnclaveError, SourceArgumentError, SyncInProgressError
+from ingest.sync.status import SourceStatus, collect_status, sync_holder
 from policies.identity import Principal
 from ui import runtime
 from ui.render import neutralize
@@ -111,17 +111,16 @@ def _start_form(statuses: list[SourceStatus]) -> None:
 
 
 def _start(name: str, root: str, workers: int) -> None:
-    from ingest.sync import check_root, check_source_name
+    from ingest.sync.run import check_root, check_source_name
 
     holder = sync_holder(runtime.settings())
     if holder is not None:
-        raise EnclaveError(
+        raise SyncInProgressError(
             f"a sync of '{holder.source}' is already running (pid {holder.pid} on "
-            f"{holder.host}); wait for it to finish",
-            code="ingest.sync_running",
+            f"{holder.host}); wait for it to finish"
         )
     if not root:
-        raise EnclaveError("give the folder to sync", code="ingest.bad_argument")
+        raise SourceArgumentError("give the folder to sync")
     path = check_root(Path(root))
     runtime.sync_runner().start(path, check_source_name(name), workers, index=runtime.index())
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.settings import Settings
 from policies.audit import AuditLog
-from policies.settings import Settings
 
 REQUEST_EVENTS = ("ask", "refusal")
 _BATCH = 2000
@@ -105,7 +105,7 @@ def reason_code(record: dict[str, Any]) -> str | None:
 # Documents ------------------------------------------------------------------------------------
 def doc_ids_matching(settings: Settings, text: str) -> frozenset[str]:
     """Ids of the synced files whose path contains ``text`` (case-insensitive)."""
-    from ingest.state import FileRow, open_state
+    from ingest.sync.state import FileRow, open_state
 
     engine = open_state(settings.db_url)
     needle = f"%{text.strip().lower()}%"
@@ -116,7 +116,7 @@ def doc_ids_matching(settings: Settings, text: str) -> frozenset[str]:
 
 def doc_paths(settings: Settings, doc_ids: Iterable[str]) -> dict[str, str]:
     """``doc_id -> "source/path"`` for the ids the ingest state knows."""
-    from ingest.state import FileRow, SourceRow, open_state
+    from ingest.sync.state import FileRow, SourceRow, open_state
 
     ids = list(set(doc_ids))
     if not ids:

@@ -15,8 +15,8 @@ from typing import Any
 
 import streamlit as st
 
+from core.errors import AuthenticationError, EnclaveError
 from policies.directory import Directory
-from policies.errors import AuthenticationError, EnclaveError
 from policies.identity import Principal, principal_from_claims
 from ui import runtime
 from ui.errors import log_error

@@ -52,7 +52,7 @@ def _warm_up(key: runtime.ConfigKey) -> None:
 
 def sync_all_sources(key: runtime.ConfigKey) -> int:
     """One scheduled round: sync each known source in turn; returns how many ran."""
-    from ingest.status import collect_status, sync_holder
+    from ingest.sync.status import collect_status, sync_holder
 
     settings = runtime._settings(key)
     runner = runtime._sync_runner(key)

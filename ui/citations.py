@@ -13,11 +13,11 @@ from typing import Any
 
 import streamlit as st
 
+from core.errors import AccessDeniedError
+from core.settings import Settings
 from policies.access import AccessRules
 from policies.directory import Directory
-from policies.errors import AccessDeniedError
 from policies.identity import Principal
-from policies.settings import Settings
 from ui import runtime
 from ui.render import neutralize
 
@@ -50,7 +50,7 @@ def readable_path(
 
 
 def source_root(settings: Settings, source: str) -> Path | None:
-    from ingest.status import collect_status
+    from ingest.sync.status import collect_status
 
     for status in collect_status(settings):
         if status.name == source:

@@ -12,7 +12,8 @@ import streamlit as st
 
 from policies.audit import EVENT_TYPES
 from policies.audit_chain import VerifyResult, canonical_json
-from policies.audit_retention import checkpoint_dict, export
+from policies.audit_checkpoint import checkpoint_dict
+from policies.audit_retention import export
 from policies.identity import Principal
 from ui import runtime
 from ui.audit_data import AuditFilter, doc_ids_matching, doc_paths, reason_code, refused, search

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from policies.errors import EnclaveError
+from core.errors import EnclaveError
 
 log = logging.getLogger("enclave.ui")
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from policies.errors import EnclaveError
-from policies.settings import CONFIG_ENV, Settings, load_settings
+from core import cli
+from core.cli import ConfigOpt
+from core.settings import CONFIG_ENV, Settings, load_settings
 
-app = typer.Typer(help="Enclave: serve the chat UI.", no_args_is_help=True, add_completion=False)
-console = Console()
+app = cli.new_app("enclave", "Enclave: serve the chat UI.")
+console = cli.out
 
 REPO = Path(__file__).resolve().parent.parent
 APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
@@ -44,9 +44,7 @@ def _main() -> None:
 
 @app.command()
 def run(
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML config (else $ENCLAVE_CONFIG).")
-    ] = None,
+    config: ConfigOpt = None,
     port: Annotated[int, typer.Option("--port", help="Port of the UI.")] = 8501,
     address: Annotated[str, typer.Option("--address", help="Address to listen on.")] = "localhost",
     sync_samples: Annotated[
@@ -58,11 +56,8 @@ def run(
     ] = False,
 ) -> None:
     """Prepare everything, then serve the UI (headless) until interrupted."""
-    try:
+    with cli.errors():
         env = prepare(config, sync_samples=sync_samples)
-    except EnclaveError as exc:
-        console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from exc
     cmd = streamlit_command(port, address)
     console.print(f"Serving Enclave on [bold]http://{address}:{port}[/bold] (Ctrl-C stops it)")
     sys.stdout.flush()
@@ -124,8 +119,8 @@ def prepare(config: Path | None, *, sync_samples: bool) -> dict[str, str]:
 
 def migrate_all(settings: Settings) -> None:
     from assistant.history import HistoryStore
-    from ingest.state import open_state
-    from policies.db import make_engine
+    from core.db import make_engine
+    from ingest.sync.state import open_state
     from policies.service import PolicyService
 
     PolicyService.from_settings(settings)
@@ -145,7 +140,7 @@ def generate_samples(settings: Settings) -> Path:
 
 
 def sync_folder(settings: Settings, root: Path, source: str) -> None:
-    from ingest.sync import run_sync
+    from ingest.sync.run import run_sync
 
     console.print(f"Syncing {root} as source '{source}'…")
     summary = run_sync(settings, root, source, settings.ingest.workers)

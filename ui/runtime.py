@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from assistant.history import HistoryStore
-from policies.db import make_engine
-from policies.settings import Settings, load_settings
+from core.db import make_engine
+from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from assistant.service import Assistant

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from policies.errors import EnclaveError, SyncInProgressError
-from policies.settings import Settings
+from core.errors import EnclaveError, SyncInProgressError
+from core.settings import Settings
 
 log = logging.getLogger("enclave.ui.sync")
 
@@ -110,7 +110,7 @@ class SyncRunner:
         try:
             fn = self._sync_fn
             if fn is None:
-                from ingest.sync import run_sync
+                from ingest.sync.run import run_sync
 
                 fn = run_sync
             summary = fn(self.settings, root, source, workers, self._progress, index=index)

@@ -1,6 +1,6 @@
 """Alembic environment of the assistant package (conversation history)."""
 
 from assistant.history import Base
-from policies.db import run_env
+from core.db import run_env
 
 run_env(Base.metadata)

@@ -7,18 +7,18 @@
   qdrant-client's local mode at ``index.qdrant_path`` (single-process, slow: tests and trials).
 
 The caller owns the returned index and must ``close()`` it (it is also a context manager); an
-embedded store held by another process raises :class:`~policies.errors.StoreLockedError`.
+embedded store held by another process raises :class:`~core.errors.StoreLockedError`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.errors import ConfigError
 from ingest.index.base import DENSE_VECTOR, SPARSE_VECTOR, VectorIndex
-from policies.errors import ConfigError
 
 if TYPE_CHECKING:
-    from policies.settings import Settings
+    from core.settings import Settings
 
 __all__ = ["DENSE_VECTOR", "SPARSE_VECTOR", "VectorIndex", "open_index"]
 

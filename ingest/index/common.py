@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from core.errors import BadPointError, BadQueryError
 from ingest.index.base import Fusion, SearchMode
 from ingest.model import ChunkPoint, SparseVector
-from policies.errors import IndexError_
 
 # Payload fields with a keyword index (filters on them stay fast at any size).
 KEYWORD_INDEXES = ("allowed_groups", "doc_id", "source")
@@ -20,22 +20,6 @@ RRF_K = 60
 # Hybrid prefetch depth when the caller gives none: each arm returns this many candidates.
 MIN_CANDIDATES = 40
 SCROLL_BATCH = 512
-
-
-class BadQueryError(IndexError_):
-    code = "index.bad_query"
-
-
-class BadPointError(IndexError_):
-    code = "index.bad_point"
-
-
-class DimensionMismatchError(IndexError_):
-    code = "index.dim_mismatch"
-
-
-class NoCollectionError(IndexError_):
-    code = "index.no_collection"
 
 
 def acl_groups(groups: frozenset[str] | set[str] | Sequence[str]) -> list[str]:
@@ -93,9 +77,3 @@ def check_points(points: Sequence[ChunkPoint], dim: int) -> None:
             )
         if not isinstance(p.payload.get("doc_id"), str):
             raise BadPointError(f"{where}: payload 'doc_id' is missing")
-
-
-class IndexUnavailableError(IndexError_):
-    """The Qdrant server cannot be reached (or answered with an error)."""
-
-    code = "index.unreachable"

@@ -6,7 +6,7 @@ keyword payload indexes, and prefetch + RRF/DBSF fusion in ``query`` — so hybr
 the engine here exactly as on the server.
 
 The store is single-process: :class:`~ingest.index.lock.StoreLock` is taken before the shard is
-opened and a second process gets :class:`~policies.errors.StoreLockedError`.
+opened and a second process gets :class:`~core.errors.StoreLockedError`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,17 @@ from typing import Any
 
 import qdrant_edge as qe
 
+from core.errors import (
+    DimensionMismatchError,
+    NoCollectionError,
+    StoreLockedError,
+    VectorIndexError,
+)
 from ingest.index.base import DENSE_VECTOR, SPARSE_VECTOR, Fusion, SearchMode
 from ingest.index.common import (
     KEYWORD_INDEXES,
     RRF_K,
     SCROLL_BATCH,
-    DimensionMismatchError,
-    NoCollectionError,
     acl_groups,
     candidates_for,
     check_points,
@@ -33,16 +37,15 @@ from ingest.index.common import (
 )
 from ingest.index.lock import StoreLock, locked_message
 from ingest.model import ChunkPoint, Hit, SparseVector
-from policies.errors import IndexError_, StoreLockedError
 
 _CONFIG_FILE = "edge_config.json"
 
 
-def _engine_error(exc: Exception, path: Path) -> IndexError_:
+def _engine_error(exc: Exception, path: Path) -> VectorIndexError:
     text = str(exc)
     if "WouldBlock" in text:
         return StoreLockedError(locked_message(path, None))
-    return IndexError_(f"Qdrant Edge failed on {path}: {text}")
+    return VectorIndexError(f"Qdrant Edge failed on {path}: {text}")
 
 
 class EdgeIndex:
@@ -130,7 +133,7 @@ class EdgeIndex:
     def _writable(self) -> qe.EdgeShard:
         if self._shard is None:
             if not self._lock.held:
-                raise IndexError_(f"the index at {self.path} is closed")
+                raise VectorIndexError(f"the index at {self.path} is closed")
             raise NoCollectionError(
                 f"no collection at {self.path} yet: call ensure_collection(dim) first"
             )
@@ -165,7 +168,9 @@ class EdgeIndex:
         if "allowed_groups" in payload:
             groups = payload["allowed_groups"]
             if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-                raise IndexError_("set_payload: 'allowed_groups' must be a list of group names")
+                raise VectorIndexError(
+                    "set_payload: 'allowed_groups' must be a list of group names"
+                )
         self._writable().update(qe.UpdateOperation.set_payload(list(ids), dict(payload)))
 
     # -- reads -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from policies.errors import StoreLockedError
+from core.errors import StoreLockedError
 
 
 def locked_message(store: Path, holder: dict[str, Any] | None) -> str:

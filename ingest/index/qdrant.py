@@ -3,7 +3,7 @@
 ``url`` targets a Qdrant server or cluster (production: many processes share it). ``path`` opens
 qdrant-client's local mode, which speaks the same API but is brute force in Python and, like
 Edge, single-process: the same :class:`~ingest.index.lock.StoreLock` guards it, so a second
-process gets the same :class:`~policies.errors.StoreLockedError`.
+process gets the same :class:`~core.errors.StoreLockedError`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from core.errors import (
+    DimensionMismatchError,
+    IndexUnavailableError,
+    NoCollectionError,
+    VectorIndexError,
+)
 from ingest.index.base import DENSE_VECTOR, SPARSE_VECTOR, Fusion, SearchMode
 from ingest.index.common import (
     KEYWORD_INDEXES,
     RRF_K,
     SCROLL_BATCH,
-    DimensionMismatchError,
-    IndexUnavailableError,
-    NoCollectionError,
     acl_groups,
     candidates_for,
     check_points,
@@ -34,7 +37,6 @@ from ingest.index.common import (
 )
 from ingest.index.lock import StoreLock
 from ingest.model import ChunkPoint, Hit, SparseVector
-from policies.errors import IndexError_
 
 
 class QdrantIndex:
@@ -51,7 +53,9 @@ class QdrantIndex:
         scoped_idf: bool = True,
     ) -> None:
         if (url is None) == (path is None):
-            raise IndexError_("QdrantIndex needs exactly one of url (server) or path (local mode)")
+            raise VectorIndexError(
+                "QdrantIndex needs exactly one of url (server) or path (local mode)"
+            )
         self.collection = collection
         self.scoped_idf = scoped_idf
         self.where = url if url is not None else str(path)
@@ -79,7 +83,7 @@ class QdrantIndex:
     def _engine(self) -> Iterator[None]:
         """Translate qdrant-client failures into Enclave errors naming the server."""
         if self._closed:
-            raise IndexError_(f"the index at {self.where} is closed")
+            raise VectorIndexError(f"the index at {self.where} is closed")
         try:
             yield
         except UnexpectedResponse as exc:
@@ -98,7 +102,7 @@ class QdrantIndex:
                 return
             vectors = self.client.get_collection(self.collection).config.params.vectors
         if not isinstance(vectors, dict) or DENSE_VECTOR not in vectors:
-            raise IndexError_(
+            raise VectorIndexError(
                 f"collection {self.collection!r} at {self.where} has no {DENSE_VECTOR!r} vector: "
                 "it was not created by Enclave"
             )
@@ -212,7 +216,9 @@ class QdrantIndex:
         if "allowed_groups" in payload:
             groups = payload["allowed_groups"]
             if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-                raise IndexError_("set_payload: 'allowed_groups' must be a list of group names")
+                raise VectorIndexError(
+                    "set_payload: 'allowed_groups' must be a list of group names"
+                )
         with self._engine():
             self.client.set_payload(self.collection, dict(payload), points=list(ids), wait=True)
 

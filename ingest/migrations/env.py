@@ -1,4 +1,4 @@
-from ingest.state import IngestBase
-from policies.db import run_env
+from core.db import run_env
+from ingest.sync.state import IngestBase
 
 run_env(IngestBase.metadata)

@@ -1,4 +1,4 @@
-from policies.db import run_env
+from core.db import run_env
 from policies.tables import PoliciesBase
 
 run_env(PoliciesBase.metadata)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from assistant.llama_local import LlamaCppChat
+from core.settings import Settings, load_settings
 from policies.models import ensure_default_gguf
-from policies.settings import Settings, load_settings
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def small_chat(gguf_path: Path) -> Iterator[LlamaCppChat]:
 def sample_settings(tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -> Settings:
     """The generated Norrbrook sample documents synced into a real Qdrant Edge index with the
     real embedding model (samples/access-rules.yaml decides who reads what)."""
-    from ingest.sync import run_sync
+    from ingest.sync.run import run_sync
     from samples.generate import ACCESS_RULES, DIRECTORY, generate
 
     base = tmp_path_factory.mktemp("e2e")

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from assistant.cli import app
 from assistant.service import Assistant
+from core.settings import Settings
 from ingest.index.edge import EdgeIndex
 from policies.identity import Principal
-from policies.settings import Settings
 
 pytestmark = pytest.mark.slow
 UNFILTERED_READS = ("scroll_points", "iter_doc_ids", "doc_point_ids")
@@ -158,8 +158,9 @@ def test_cli_paths_carry_the_filter(
     r = runner.invoke(
         app, ["retrieve", "per diem", "--user", "nobody", "--json", "--config", str(cfg)]
     )
-    assert r.exit_code == 0
-    assert json.loads(r.stdout.strip().splitlines()[-1])["results"] == []
+    # an unknown user is an error (the CLI contract), and the engine is never asked
+    assert r.exit_code == 2
+    assert json.loads(r.stdout.strip().splitlines()[-1])["error"]["code"] == "policy.unknown_user"
     assert calls == []
 
 

@@ -12,9 +12,9 @@ import yaml
 from assistant.llm import ChatLLM
 from assistant.service import ABSTAIN_MESSAGE, Assistant
 from assistant.types import Answer
+from core.settings import Settings
 from ingest.index.base import SearchMode
 from policies.identity import Principal
-from policies.settings import Settings
 from samples.generate import FACTS
 
 pytestmark = pytest.mark.slow

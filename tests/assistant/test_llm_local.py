@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from assistant.gguf import ModelFileError, read_metadata
+from assistant.gguf import read_metadata
 from assistant.llama_local import LlamaCppChat
 from assistant.llm import ChatLLM, StreamStats
-from policies.errors import LLMError, LLMTimeoutError
+from core.errors import LLMError, LLMTimeoutError, ModelFileError
 
 MSGS = [SystemMessage(content="Answer briefly."), HumanMessage(content="Name a colour.")]
 

@@ -15,8 +15,8 @@ import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from assistant.llm import StreamStats, estimate_tokens, load_llm
-from policies.errors import LLMTimeoutError, LLMUnavailableError
-from policies.settings import load_settings
+from core.errors import LLMTimeoutError, LLMUnavailableError
+from core.settings import load_settings
 
 MSGS: list[BaseMessage] = [HumanMessage(content="Say hello.")]
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from assistant.gguf import read_metadata
-from assistant.modelcheck import ModelMismatchError, ModelNotServableError, verify_servable
+from assistant.modelcheck import verify_servable
+from core.errors import ModelMismatchError, ModelNotServableError
+from core.settings import Settings, load_settings
 from policies.service import PolicyService
-from policies.settings import Settings, load_settings
 
 LLAMA3_TEMPLATE = "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>"
 

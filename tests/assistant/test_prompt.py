@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from assistant.llama_local import LlamaCppChat
-from assistant.prompt import (
-    SYSTEM_PROMPT,
-    PromptTooLongError,
-    Turn,
-    build_messages,
-    fit_prompt,
-)
+from assistant.prompt import SYSTEM_PROMPT, Turn, build_messages, fit_prompt
 from assistant.types import RetrievedChunk
+from core.errors import PromptTooLongError
 
 
 def chunk(

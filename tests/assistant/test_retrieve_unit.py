@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from assistant.retrieve import Retriever, diversify
+from core.settings import RetrievalSettings
 from ingest.model import Hit, SparseVector
 from policies.identity import Principal
-from policies.settings import RetrievalSettings
 
 
 def _hit(i: int, doc: str, score: float) -> Hit:

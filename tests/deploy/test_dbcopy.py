@@ -14,20 +14,15 @@ from sqlalchemy import Engine, MetaData, create_engine, select
 from typer.testing import CliRunner
 
 from assistant.history import HistoryStore
-from ingest.state import FileRow, SourceRow, SyncRunRow, open_state
+from core.db import dispose_engines, make_engine, session_scope
+from core.dbcopy import VERSION_PREFIX, DatabaseCopy, copy_database
+from core.errors import DbTargetNotEmptyError, SameDatabaseError
+from core.settings import Settings, load_settings
+from ingest.sync.state import FileRow, SourceRow, SyncRunRow, open_state
 from policies.audit_retention import create_checkpoint
 from policies.cli import app as policies_cli
-from policies.db import dispose_engines, make_engine, session_scope
-from policies.dbcopy import (
-    VERSION_PREFIX,
-    DatabaseCopy,
-    SameDatabaseError,
-    TargetNotEmptyError,
-    copy_database,
-)
 from policies.identity import Principal
 from policies.service import PolicyService
-from policies.settings import Settings, load_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -183,7 +178,7 @@ def test_sqlite_to_postgres_copies_everything_and_the_chain_verifies(
 def test_non_empty_target_is_refused_and_force_replaces(source: Settings, pg_database: str) -> None:
     _fill(source)
     first = copy_database(source.db_url, pg_database)
-    with pytest.raises(TargetNotEmptyError) as err:
+    with pytest.raises(DbTargetNotEmptyError) as err:
         copy_database(source.db_url, pg_database)
     assert err.value.code == "db.target_not_empty" and "audit_records" in err.value.message
     # more source data, then --force: the target becomes the source again, not a merge

@@ -12,18 +12,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import IndexTargetNotEmptyError, VectorIndexError
 from ingest.cli import app as ingest_cli
+from ingest.encoding.sparse import encode_document
 from ingest.index.common import KEYWORD_INDEXES
 from ingest.index.edge import EdgeIndex
+from ingest.index.migrate import checkpoint_path, migrate_index
 from ingest.index.qdrant import QdrantIndex
-from ingest.migrate_store import (
-    TargetNotEmptyError,
-    checkpoint_path,
-    migrate_index,
-)
 from ingest.model import ChunkPoint, make_doc_id, make_point_id
-from ingest.sparse import encode_document
-from policies.errors import IndexError_
 
 DIM = 384
 N_POINTS = 350
@@ -153,7 +149,7 @@ def test_non_empty_target_is_refused_then_force_is_idempotent(
     with EdgeIndex(edge_store) as source:
         migrate_index(source, target, batch_size=200)
         before = _all(target)
-        with pytest.raises(TargetNotEmptyError) as err:
+        with pytest.raises(IndexTargetNotEmptyError) as err:
             migrate_index(source, target, batch_size=200)
         assert err.value.code == "index.target_not_empty" and "--force" in err.value.message
         again = migrate_index(source, target, batch_size=200, force=True)
@@ -190,7 +186,7 @@ def test_interrupted_copy_resumes_from_its_checkpoint(
                 on_batch=stop_after_three,
             )
         assert target.count() == 300 and ckpt.exists()
-        with pytest.raises(TargetNotEmptyError):
+        with pytest.raises(IndexTargetNotEmptyError):
             migrate_index(source, target, batch_size=100, checkpoint_file=ckpt)
         resumed = migrate_index(
             source,
@@ -210,7 +206,10 @@ def test_interrupted_copy_resumes_from_its_checkpoint(
 
 
 def test_empty_source_is_a_clear_error(tmp_path: Path, target: QdrantIndex) -> None:
-    with EdgeIndex(tmp_path / "empty") as source, pytest.raises(IndexError_, match="nothing to"):
+    with (
+        EdgeIndex(tmp_path / "empty") as source,
+        pytest.raises(VectorIndexError, match="nothing to"),
+    ):
         migrate_index(source, target)
     assert target.count() == 0
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from policies.errors import ConfigError
-from policies.settings import CONFIG_ENV, Settings, load_settings
+from core.errors import ConfigError
+from core.settings import CONFIG_ENV, Settings, load_settings
 from tests.deploy import deployfiles as files
 
 

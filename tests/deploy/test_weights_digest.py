@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.modelcheck import ModelNotServableError, verify_servable
+from assistant.modelcheck import verify_servable
+from core.errors import ModelNotServableError
+from core.settings import load_settings
 from policies.service import PolicyService
-from policies.settings import load_settings
 from policies.weights_digest import weights_manifest, weights_sha256
 
 # The operator's command from docs/deploy.md and policies/weights_digest.py.

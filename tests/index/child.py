@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.errors import StoreLockedError
 from ingest.index import open_index
-from policies.errors import StoreLockedError
 from tests.index.conftest import DIM, chunk, settings_for
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
+from ingest.encoding.sparse import encode_document, encode_query
 from ingest.index import VectorIndex, open_index
 from ingest.model import ChunkPoint, Hit, make_doc_id, make_point_id
-from ingest.sparse import encode_document, encode_query
-from policies.settings import Settings
 
 BACKENDS = ("edge", "local")
 DIM = 16

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
+from ingest.encoding.sparse import encode_query
 from ingest.index import VectorIndex
 from ingest.index.base import SearchMode
 from ingest.model import ChunkPoint
-from ingest.sparse import encode_query
 from tests.index import spy
 from tests.index.conftest import EVERYONE, MODES, ask, by_path, chunk
 

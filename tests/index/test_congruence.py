@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ingest.encoding.sparse import encode_query
 from ingest.index import VectorIndex, open_index
 from ingest.model import ChunkPoint
-from ingest.sparse import encode_query
 from tests.index.conftest import chunk, settings_for, unit
 
 DIM = 32

@@ -10,15 +10,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import BadPointError, BadQueryError, DimensionMismatchError, NoCollectionError
+from ingest.encoding.sparse import encode_query
 from ingest.index import VectorIndex
-from ingest.index.common import (
-    BadPointError,
-    BadQueryError,
-    DimensionMismatchError,
-    NoCollectionError,
-)
 from ingest.model import ChunkPoint, SparseVector
-from ingest.sparse import encode_query
 from tests.index import spy
 from tests.index.conftest import DIM, EVERYONE, MODES, ask, by_path, chunk, unit
 

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embed import (
+from core.errors import ConfigError, EmbeddingBackendUnavailable
+from core.settings import EmbeddingSettings
+from ingest.encoding.embed import (
     DEFAULT_MODEL_ID,
     Embedder,
-    EmbeddingBackendUnavailable,
     load_embedder,
     onnx_support,
     resolve_model,
 )
-from policies.errors import ConfigError
-from policies.settings import EmbeddingSettings
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError, IndexUnavailableError
+from core.settings import Settings
 from ingest.index import open_index
-from ingest.index.common import IndexUnavailableError
 from ingest.index.edge import EdgeIndex
 from ingest.index.qdrant import QdrantIndex
-from policies.errors import ConfigError
-from policies.settings import Settings
 
 
 def test_default_is_edge_in_the_data_dir(tmp_path: Path) -> None:

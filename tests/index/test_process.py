@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import StoreLockedError
+from ingest.encoding.sparse import encode_query
 from ingest.index import open_index
 from ingest.model import ChunkPoint
-from ingest.sparse import encode_query
-from policies.errors import StoreLockedError
 from tests.index.conftest import DIM, chunk, settings_for
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from ingest import sparse
-from ingest.sparse import AVG_DOC_LEN, K1, B, encode_document, encode_query, token_id, tokenize
+from ingest.encoding import sparse
+from ingest.encoding.sparse import (
+    AVG_DOC_LEN,
+    K1,
+    B,
+    encode_document,
+    encode_query,
+    token_id,
+    tokenize,
+)
 
 
 def test_tokenize_lowercases_unicode_words_and_drops_stopwords() -> None:
@@ -40,7 +48,9 @@ def test_token_ids_are_stable_uint32_across_processes() -> None:
     assert token_id("password") == int.from_bytes(
         __import__("hashlib").blake2b(b"password", digest_size=4).digest(), "big"
     )
-    code = "from ingest.sparse import token_id; print(token_id('password'), token_id('vpn'))"
+    code = (
+        "from ingest.encoding.sparse import token_id; print(token_id('password'), token_id('vpn'))"
+    )
     repo = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings, load_settings
 from ingest.index import open_index
-from policies.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings
 from ingest.index import open_index
-from ingest.state import open_state
-from ingest.synclock import current_holder, store_identity
-from policies.settings import load_settings
+from ingest.sync.lock import current_holder, store_identity
+from ingest.sync.state import open_state
 from tests.ingest.conftest import REPO, run_cli, write_config, write_docs
 
 pytestmark = pytest.mark.slow

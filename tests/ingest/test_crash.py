@@ -1,7 +1,7 @@
 """kill -9 at any moment, then re-run: the index ends exactly as a clean sync would.
 
 Real ``ingest sync`` child processes are killed by SIGKILL (through the fault points of
-``ingest.faults`` and at random moments); the reference is a clean sync of the same tree into a
+``ingest.sync.faults`` and at random moments); the reference is a clean sync of the same tree into a
 fresh data dir. Compared: point ids, payload hashes (without ``ingested_at``) and vectors.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ingest.state import FileRow, open_state
-from ingest.sync import run_sync
-from policies.db import session_scope
-from policies.settings import Settings, load_settings
+from core.db import session_scope
+from core.settings import Settings, load_settings
+from ingest.sync.run import run_sync
+from ingest.sync.state import FileRow, open_state
 from tests.ingest.conftest import (
     REPO,
     assert_same_index,

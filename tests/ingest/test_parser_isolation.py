@@ -7,14 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ingest.workers import PRELOAD
+from ingest.parsing.workers import PRELOAD
 
 _PROBE = """
 import json, sys
 from pathlib import Path
-import ingest.parser_isolation
-from ingest.chunk import chunk_file
-from policies.settings import IngestSettings
+import ingest.parsing.isolation
+from ingest.parsing.chunk import chunk_file
+from core.settings import IngestSettings
 root = Path(sys.argv[1])
 chunks = {str(p.relative_to(root)): [c.text for c in chunk_file(p, IngestSettings())]
           for p in sorted(root.rglob("*")) if p.is_file()}
@@ -23,12 +23,12 @@ print(json.dumps({"torch_loaded": sys.modules.get("torch") is not None, "chunks"
 
 
 def test_isolation_is_preloaded_first() -> None:
-    assert PRELOAD[0] == "ingest.parser_isolation"
+    assert PRELOAD[0] == "ingest.parsing.isolation"
 
 
 def test_parsing_without_torch_gives_the_same_chunks(tmp_path: Path) -> None:
-    from ingest.chunk import chunk_file
-    from policies.settings import IngestSettings
+    from core.settings import IngestSettings
+    from ingest.parsing.chunk import chunk_file
     from samples.generate import generate
 
     root = tmp_path / "docs"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import grp
 import os
 
-from ingest.permissions import PermissionResolver, group_name, narrow_by_mode
+from ingest.sync.permissions import PermissionResolver, group_name, narrow_by_mode
 from policies.access import AccessRules
 
 RULES = AccessRules.from_mapping(

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from core.db import session_scope
+from core.errors import EmbeddingChangedError, RootEmptyError, SourceArgumentError
 from ingest.model import make_doc_id, make_point_id, payload_mtime
-from ingest.state import FileRow, IndexMetaRow, SyncRunRow, open_state
-from ingest.status import collect_status
-from ingest.sync import EmbeddingChangedError, RootEmptyError, SyncUsageError, run_sync
-from policies.db import session_scope
+from ingest.sync.run import run_sync
+from ingest.sync.state import FileRow, IndexMetaRow, SyncRunRow, open_state
+from ingest.sync.status import collect_status
 from tests.ingest.conftest import DOCS, dump_index, settings_for, write_docs
 
 pytestmark = pytest.mark.slow
@@ -216,9 +217,9 @@ def test_guards(tmp_path: Path) -> None:
     root = tmp_path / "share"
     write_docs(root)
     settings = settings_for(tmp_path)
-    with pytest.raises(SyncUsageError, match="does not exist"):
+    with pytest.raises(SourceArgumentError, match="does not exist"):
         run_sync(settings, tmp_path / "nope", "handbook")
-    with pytest.raises(SyncUsageError, match="--source"):
+    with pytest.raises(SourceArgumentError, match="--source"):
         run_sync(settings, root, "  ")
     run_sync(settings, root, "handbook", workers=1)
     empty = tmp_path / "unmounted"

@@ -10,10 +10,10 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from ingest.state import SyncLockRow, open_state
-from ingest.synclock import SyncLock, current_holder
-from policies.db import session_scope
-from policies.errors import SyncInProgressError
+from core.db import session_scope
+from core.errors import SyncInProgressError
+from ingest.sync.lock import SyncLock, current_holder
+from ingest.sync.state import SyncLockRow, open_state
 
 STORE = "edge:/srv/enclave/index/enclave_chunks"
 

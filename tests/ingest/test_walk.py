@@ -4,7 +4,14 @@ import os
 import types
 from pathlib import Path
 
-from ingest.walk import SYMLINK_OUTSIDE_ROOT, FileEntry, Rejected, Unreadable, is_ignored, walk
+from ingest.sources.local import (
+    SYMLINK_OUTSIDE_ROOT,
+    FileEntry,
+    Rejected,
+    Unreadable,
+    is_ignored,
+    walk,
+)
 
 
 def _tree(root: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from policies.settings import IngestSettings
+from core.settings import IngestSettings
 
 
 @pytest.fixture(scope="session")

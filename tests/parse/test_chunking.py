@@ -6,10 +6,10 @@ import itertools
 import re
 from pathlib import Path
 
-from ingest.blocks import Block, ParsedDocument
-from ingest.chunk import chunk_document, chunk_file, split_words
-from ingest.textfast import FAST_TEXT_BYTES
-from policies.settings import IngestSettings
+from core.settings import IngestSettings
+from ingest.parsing.blocks import Block, ParsedDocument
+from ingest.parsing.chunk import chunk_document, chunk_file, split_words
+from ingest.parsing.textfast import FAST_TEXT_BYTES
 
 WORDS = [
     *("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"),

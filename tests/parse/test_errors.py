@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunk import chunk_file
-from ingest.errors import (
+from core.errors import (
     EmptyDocumentError,
     EncryptedFileError,
     FileTooLargeError,
+    IngestError,
     ParseFailedError,
     UnsupportedFileError,
 )
-from policies.errors import IngestError
-from policies.settings import IngestSettings
+from core.settings import IngestSettings
+from ingest.parsing.chunk import chunk_file
 
 LEAVE_PDF = "general/leave-and-time-off.pdf"
 REVIEWS_DOCX = "general/performance-reviews.docx"

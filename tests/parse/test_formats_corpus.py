@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import IngestError
+
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus" / "formats"
 PER_FILE_TIMEOUT_S = 120.0
@@ -30,9 +32,8 @@ CODES = {
 
 def _chunk_one(path: str) -> tuple[str, str, int]:
     """Runs in the worker: ('ok', '', chunks) | ('error', code + message, 0) | ('crash', ...)."""
-    from ingest.chunk import chunk_file
-    from policies.errors import IngestError
-    from policies.settings import IngestSettings
+    from core.settings import IngestSettings
+    from ingest.parsing.chunk import chunk_file
 
     try:
         chunks = chunk_file(Path(path), IngestSettings())

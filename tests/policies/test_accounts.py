@@ -6,11 +6,11 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from policies.accounts import GENERIC_FAILURE, LocalAccounts, LoginFailed
-from policies.db import session_scope
-from policies.errors import AccountError, AuthenticationError
+from core.db import session_scope
+from core.errors import AccountError, AuthenticationError, LoginFailed
+from core.settings import Settings
+from policies.accounts import GENERIC_LOGIN_FAILURE, LocalAccounts
 from policies.service import PolicyService
-from policies.settings import Settings
 from policies.tables import Account
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
@@ -46,7 +46,7 @@ def test_failures_are_indistinguishable(accounts: LocalAccounts) -> None:
         assert isinstance(info.value, LoginFailed)
         messages.add(str(info.value))
         details.add(info.value.detail)
-    assert messages == {f"[auth.failed] {GENERIC_FAILURE}"}
+    assert messages == {f"[auth.failed] {GENERIC_LOGIN_FAILURE}"}
     assert details == {"bad_password", "unknown", "disabled"}
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from core.errors import AuditError
+from core.settings import load_settings
 from policies.audit import AuditLog
 from policies.audit_chain import chain_hash, record_dict
 from policies.audit_retention import create_checkpoint
 from policies.identity import Principal
 from policies.service import PolicyService
-from policies.settings import load_settings
 from policies.tables import AuditRecordRow
 
 ALICE = Principal("alice", frozenset({"hr", "everyone"}))
@@ -227,7 +228,6 @@ def test_pseudonyms_and_erasure(svc: PolicyService) -> None:
 
 
 def test_unknown_event_type_refused(svc: PolicyService) -> None:
-    from policies.errors import AuditError
 
     with pytest.raises(AuditError) as info:
         svc.audit.append("coffee_break", principal=ALICE)

@@ -8,10 +8,10 @@ import multiprocessing as mp
 import threading
 from pathlib import Path
 
-from policies.db import dispose_engines
+from core.db import dispose_engines
+from core.settings import load_settings
 from policies.identity import Principal
 from policies.service import PolicyService
-from policies.settings import load_settings
 
 WRITERS = 50
 PER_WRITER = 3

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import load_settings
 from policies.audit_chain import canonical_json
 from policies.audit_offline import verify_export
 from policies.audit_retention import export
@@ -17,7 +18,6 @@ from policies.cli import app
 from policies.identity import Principal
 from policies.keys import load_or_create_signing_key, public_pem, sign
 from policies.service import PolicyService
-from policies.settings import load_settings
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from core.errors import AuditError
+from core.settings import load_settings
 from policies.audit_chain import canonical_json
 from policies.audit_retention import (
     RETENTION_FLOOR_DAYS,
@@ -19,11 +21,9 @@ from policies.audit_retention import (
     export,
     purge_older_than,
 )
-from policies.errors import AuditError
 from policies.identity import Principal
 from policies.keys import verify_signature
 from policies.service import PolicyService
-from policies.settings import load_settings
 
 ALICE = Principal("alice", frozenset({"hr"}))
 

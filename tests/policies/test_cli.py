@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from core.db import make_engine
+from core.settings import load_settings
 from policies.cli import app
-from policies.db import make_engine
-from policies.settings import load_settings
 
 runner = CliRunner()
 
@@ -64,7 +64,7 @@ def test_licence_accept_and_status(config_file: Path, tmp_path: Path) -> None:
     code, out = run(
         config_file, "licence", "accept", "--model", model, "--user", "alice", "--statement", stmt
     )
-    assert code == 2 and "policy.role_required" in out
+    assert code == 4 and "policy.role_required" in out
     code, out = run(
         config_file, "licence", "accept", "--model", model, "--user", "nobody", "--statement", stmt
     )
@@ -142,7 +142,7 @@ def test_check_access_explains(config_file: Path) -> None:
     code, out = run(config_file, "check-access", "--user", "alice", "hr/handbook.pdf")
     assert code == 0 and "rule #2 'hr/**'" in out and "CAN read it via hr" in out
     code, out = run(config_file, "check-access", "--user", "alice", "hr/confidential/pay.xlsx")
-    assert code == 1 and "hr-managers" in out and "CANNOT" in out
+    assert code == 4 and "hr-managers" in out and "CANNOT" in out
     code, out = run(config_file, "check-access", "--user", "hanna", "hr/confidential/pay.xlsx")
     assert code == 0 and "classification: confidential" in out
     code, out = run(config_file, "check-access", "--user", "bob", "general/menu.txt")
@@ -157,7 +157,7 @@ def test_missing_rules_file_warns_and_denies(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     (tmp_path / "access.yaml").unlink()
     res = runner.invoke(app, ["check-access", "--user", "bob", "x.txt", "--config", str(cfg)])
-    assert res.exit_code == 1
+    assert res.exit_code == 4
     assert "not found" in res.output and "nobody" in res.output
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from policies.access import AccessRules, glob_to_regex
 from policies.directory import Directory
-from policies.errors import ConfigError
 from tests.policies.conftest import DIRECTORY_YAML, RULES_YAML
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
+from core.settings import load_settings
 from policies.decision import Decision
-from policies.errors import ConfigError
 from policies.gate import UsageGate
 from policies.identity import Principal
 from policies.service import PolicyService
-from policies.settings import load_settings
 from policies.usage import UsagePolicy
 
 ALICE = Principal("alice", frozenset({"hr", "everyone"}))

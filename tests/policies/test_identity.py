@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from policies.errors import AuthenticationError, ConfigError
+from core.errors import AuthenticationError, ConfigError
+from core.settings import UISettings
 from policies.identity import ClaimMapping, Principal, principal_from_claims
-from policies.settings import UISettings
 
 KEYCLOAK = {
     "exp": 1795000000,

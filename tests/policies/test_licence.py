@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from policies.errors import AccessDeniedError, LicenceError, LicenceRegistryError
+from core.errors import AccessDeniedError, LicenceError, LicenceRegistryError
+from core.settings import load_settings
 from policies.identity import Principal
 from policies.licence import AI_NOTICE, attribution_for
 from policies.models import SHIPPED_REGISTRY, ModelRegistry, ensure_default_gguf, file_sha256
 from policies.service import PolicyService
-from policies.settings import load_settings
 
 ADMIN = Principal("bob", frozenset({"engineering"}), frozenset({"employee", "admin"}))
 EMPLOYEE = Principal("alice", frozenset({"hr"}))

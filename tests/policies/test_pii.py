@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.errors import ConfigError
+from core.errors import ConfigError
 from policies.pii import PiiMasker, iban_ok, luhn_ok
 
 MASKER = PiiMasker()

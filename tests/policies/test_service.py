@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
-from policies.db import dispose_engines, make_engine
+from core.db import dispose_engines, make_engine
+from core.settings import load_settings
 from policies.identity import Principal
 from policies.service import PolicyService
-from policies.settings import load_settings
 
 
 def _start(config: str, barrier: object) -> None:

@@ -80,9 +80,9 @@ def make_env(
     database_url: str | None = None,
 ) -> UIEnv:
     """Config, directory, access rules and documents under ``base``; synced + accounts made."""
-    from ingest.sync import run_sync
+    from core.settings import load_settings
+    from ingest.sync.run import run_sync
     from policies.service import PolicyService
-    from policies.settings import load_settings
 
     docs = base / "docs"
     for rel, text in DOCS.items():

@@ -23,8 +23,8 @@ def expander_labels(at: AppTest) -> list[str]:
 
 
 def _policies(env: UIEnv):  # type: ignore[no-untyped-def]
+    from core.settings import load_settings
     from policies.service import PolicyService
-    from policies.settings import load_settings
 
     return PolicyService.from_settings(load_settings(env.config))
 

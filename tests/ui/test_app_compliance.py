@@ -115,8 +115,8 @@ def test_tampered_log_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     env = make_env(tmp_path, sync=False)
     monkeypatch.setenv("ENCLAVE_CONFIG", str(env.config))
     sign_in("alice")
-    from policies.db import make_engine
-    from policies.settings import load_settings
+    from core.db import make_engine
+    from core.settings import load_settings
 
     engine = make_engine(load_settings(env.config).db_url)
     with engine.begin() as conn:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.errors import SyncInProgressError
 from tests.ui.apptest_helpers import APP, TIMEOUT, button, no_exceptions, open_page, sign_in, texts
 from tests.ui.conftest import UIEnv, make_env
 
@@ -53,8 +54,8 @@ def test_oidc_claims_give_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     no_exceptions(at)
     assert "Signed in as **olga** (compliance, employee)" in texts(at)
     assert "audit chain intact" in texts(open_page(at, "audit"))
+    from core.settings import load_settings
     from policies.service import PolicyService
-    from policies.settings import load_settings
 
     logins = PolicyService.from_settings(load_settings(env.config)).audit.records(
         event_type="login", user_id="olga"
@@ -69,8 +70,8 @@ def test_oidc_claims_give_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_model_output_cannot_load_images_or_links(use_config: UIEnv) -> None:
     from assistant.history import HistoryStore
-    from policies.db import make_engine
-    from policies.settings import load_settings
+    from core.db import make_engine
+    from core.settings import load_settings
 
     store = HistoryStore(make_engine(load_settings(use_config.config).db_url))
     store.migrate()
@@ -111,8 +112,7 @@ def test_unexpected_error_shows_an_id_not_a_traceback(caplog: pytest.LogCaptureF
 
 
 def test_sync_runner_runs_one_at_a_time(tmp_path: Path) -> None:
-    from policies.errors import SyncInProgressError
-    from policies.settings import load_settings
+    from core.settings import load_settings
     from ui.sync_runner import SyncRunner
 
     release = threading.Event()
@@ -145,8 +145,8 @@ def test_sync_runner_runs_one_at_a_time(tmp_path: Path) -> None:
 def test_scheduled_sync_picks_up_new_files(tmp_path: Path) -> None:
     import os
 
-    from ingest.status import collect_status
-    from policies.settings import load_settings
+    from core.settings import load_settings
+    from ingest.sync.status import collect_status
     from ui import background, runtime
 
     env = make_env(tmp_path, extra_toml="background_sync_interval_s = 3600")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from policies.errors import AccessDeniedError
+from core.errors import AccessDeniedError
+from core.settings import load_settings
 from policies.identity import Principal
-from policies.settings import load_settings
 from tests.ui.conftest import UIEnv
 from ui.citations import _deferred_read, readable_path
 

