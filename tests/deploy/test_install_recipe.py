@@ -20,7 +20,7 @@ MAKEFILE = files.ROOT / "Makefile"
 # The steps only install.sh may spell out.
 STEPS = (
     re.compile(r"pip install[^\n]*torch=="),
-    re.compile(r"unstructured-inference"),
+    re.compile(r"pip install[^\n]*unstructured-inference"),
     re.compile(r"pip install[^\n]*(-e |\s\.\s|\s\.$|/src\b|\.\[)"),
 )
 
