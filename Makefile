@@ -9,16 +9,10 @@ STAMP := $(VENV)/.enclave-installed
 
 .PHONY: venv run test lint bench-ingest bench-retrieval bench-latency bench-audit
 
-$(STAMP): pyproject.toml Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch first: the CPU wheel on these machines' disk (a bare or open range pulls CUDA).
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,onnx]'
-	# PDF parsing: unstructured imports unstructured_inference even for strategy=fast, but its
-	# declared deps (timm -> torchvision) break transformers next to torch 2.13.0 CPU. Install it
-	# without deps; pyproject lists what its import needs (docs/parsing.md, "Install recipe").
-	$(PY) -m pip install -q --no-deps unstructured-inference==1.6.14
+$(STAMP): pyproject.toml Makefile deploy/install.sh
+	# The one install recipe, also used by the image and the systemd install (its header
+	# says what it does and why; docs/parsing.md, "Install recipe for PDFs").
+	bash deploy/install.sh --venv $(VENV) --python $(PYTHON) --editable --extras dev,onnx
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -29,6 +29,8 @@ docstring does not name.
     ├── VectorIndexError              index.error
     │   ├── StoreLockedError          index.locked                         exit 3
     │   ├── IndexUnavailableError     index.unreachable
+    │   ├── ServerTooOldError         index.server_too_old
+    │   ├── ClusterNotReadyError      index.cluster_not_ready
     │   ├── BadQueryError             index.bad_query
     │   ├── BadPointError             index.bad_point
     │   ├── DimensionMismatchError    index.dim_mismatch
@@ -204,6 +206,18 @@ class IndexUnavailableError(VectorIndexError):
     """The Qdrant server cannot be reached (or answered with an error)."""
 
     code = "index.unreachable"
+
+
+class ServerTooOldError(VectorIndexError):
+    """The Qdrant server lacks a feature the configuration relies on (per-query IDF)."""
+
+    code = "index.server_too_old"
+
+
+class ClusterNotReadyError(VectorIndexError):
+    """Fewer Qdrant peers joined than ``index.expected_peers`` within ``index.peers_wait_s``."""
+
+    code = "index.cluster_not_ready"
 
 
 class BadQueryError(VectorIndexError):

@@ -72,14 +72,38 @@ class IndexSettings(_Section):
     qdrant_path: Path | None = None
     collection: str = "enclave_chunks"
     timeout_s: float = 10.0
-    # Lexical IDF computed only over the chunks the caller may read (needs Qdrant >= 1.17 on a
-    # server; turn off for older servers, at the cost of a small statistical side channel).
+    # Lexical IDF computed only over the chunks the caller may read. A Qdrant server older than
+    # 1.19 ignores the per-query IDF corpus, so Enclave refuses to start against one while this
+    # is on (turning it off accepts the leak: hidden documents then shift lexical scores).
     scoped_idf: bool = True
+    # Collection layout on a Qdrant cluster (used when Enclave creates the collection; unset =
+    # the server's defaults). Self-hosted Qdrant does not rebalance shards by itself, so fix the
+    # shard count up front and wait until `expected_peers` nodes have joined before creating.
+    shard_number: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    write_consistency_factor: int | None = Field(default=None, ge=1)
+    expected_peers: int = Field(default=1, ge=1)
+    peers_wait_s: float = Field(default=600.0, ge=0)
 
     @model_validator(mode="after")
     def _api_key_from_file(self) -> IndexSettings:
         secret = _secret_from_file(self.qdrant_api_key, self.qdrant_api_key_file, "qdrant_api_key")
         self.qdrant_api_key = SecretStr(secret) if isinstance(secret, str) else secret
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_layout(self) -> IndexSettings:
+        rf, wcf = self.replication_factor, self.write_consistency_factor
+        if rf is not None and rf > self.expected_peers:
+            raise ValueError(
+                f"index.replication_factor ({rf}) exceeds index.expected_peers "
+                f"({self.expected_peers}): a shard cannot have more copies than there are nodes"
+            )
+        if wcf is not None and wcf > (rf or 1):
+            raise ValueError(
+                f"index.write_consistency_factor ({wcf}) exceeds the replication factor "
+                f"({rf or 1}): no write could ever be acknowledged"
+            )
         return self
 
 

@@ -46,10 +46,20 @@ def open_index(settings: Settings) -> VectorIndex:
                 api_key=key,
                 timeout_s=cfg.timeout_s,
                 scoped_idf=cfg.scoped_idf,
+                shard_number=cfg.shard_number,
+                replication_factor=cfg.replication_factor,
+                write_consistency_factor=cfg.write_consistency_factor,
+                expected_peers=cfg.expected_peers,
+                peers_wait_s=cfg.peers_wait_s,
             )
         if cfg.qdrant_path:
             return QdrantIndex(
-                collection=cfg.collection, path=cfg.qdrant_path, scoped_idf=cfg.scoped_idf
+                collection=cfg.collection,
+                path=cfg.qdrant_path,
+                scoped_idf=cfg.scoped_idf,
+                shard_number=cfg.shard_number,
+                replication_factor=cfg.replication_factor,
+                write_consistency_factor=cfg.write_consistency_factor,
             )
         raise ConfigError(
             "config key 'index.backend' is 'qdrant' but neither 'index.qdrant_url' (server) nor "

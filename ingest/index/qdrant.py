@@ -9,9 +9,11 @@ process gets the same :class:`~core.errors.StoreLockedError`.
 from __future__ import annotations
 
 import math
+import re
 import threading
+import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,11 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from core.errors import (
+    ClusterNotReadyError,
     DimensionMismatchError,
     IndexUnavailableError,
     NoCollectionError,
+    ServerTooOldError,
     VectorIndexError,
 )
 from ingest.index.base import DENSE_VECTOR, SPARSE_VECTOR, Fusion, SearchMode
@@ -38,6 +42,66 @@ from ingest.index.common import (
 from ingest.index.lock import StoreLock
 from ingest.model import ChunkPoint, Hit, SparseVector
 
+# The first Qdrant server release that applies a query's IDF corpus (``params.idf.corpus``,
+# what ``scoped_idf`` sends). Older servers accept the request and silently compute IDF over
+# the whole collection, hidden documents included.
+MIN_SCOPED_IDF_VERSION = (1, 19, 0)
+
+
+def parse_server_version(text: str) -> tuple[int, int, int]:
+    """``"1.19.1"`` / ``"v1.19.1-dev"`` -> ``(1, 19, 1)``."""
+    m = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    if m is None:
+        raise VectorIndexError(f"cannot read the Qdrant server version {text!r}")
+    major, minor, patch = (int(g) for g in m.groups())
+    return major, minor, patch
+
+
+def check_server_version(version: str, *, scoped_idf: bool, where: str) -> None:
+    """Refuse a server that would silently widen lexical scoring beyond what a user may read."""
+    if not scoped_idf:
+        return
+    if parse_server_version(version) < MIN_SCOPED_IDF_VERSION:
+        need = ".".join(map(str, MIN_SCOPED_IDF_VERSION))
+        raise ServerTooOldError(
+            f"Qdrant at {where} is version {version}, which ignores the per-query IDF corpus "
+            f"that index.scoped_idf needs (from {need}): lexical scores would count documents "
+            f"the user may not read. Upgrade the server to {need} or later (or set "
+            "index.scoped_idf = false and accept that side channel)."
+        )
+
+
+def wait_for_peers(
+    peers: Callable[[], int | None],
+    expected: int,
+    *,
+    timeout_s: float,
+    where: str,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Poll ``peers()`` (the cluster's peer count, None when the server runs without cluster
+    mode) until ``expected`` peers have joined; the count seen, or ClusterNotReadyError."""
+    deadline = clock() + timeout_s
+    while True:
+        count = peers()
+        if count is None:
+            if expected > 1:
+                raise ClusterNotReadyError(
+                    f"Qdrant at {where} runs without cluster mode but index.expected_peers is "
+                    f"{expected}: enable cluster mode or set index.expected_peers = 1"
+                )
+            return 1
+        if count >= expected:
+            return count
+        if clock() >= deadline:
+            raise ClusterNotReadyError(
+                f"Qdrant at {where} has {count} of the {expected} peers index.expected_peers "
+                f"asks for after {timeout_s:.0f} s: the collection is not created with fewer "
+                "nodes (its shards would stay where they land). Check the Qdrant pods."
+            )
+        sleep(2.0)
+
 
 class QdrantIndex:
     """:class:`~ingest.index.base.VectorIndex` on a Qdrant collection via qdrant-client."""
@@ -51,6 +115,11 @@ class QdrantIndex:
         path: Path | None = None,
         timeout_s: float = 10.0,
         scoped_idf: bool = True,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
+        expected_peers: int = 1,
+        peers_wait_s: float = 600.0,
     ) -> None:
         if (url is None) == (path is None):
             raise VectorIndexError(
@@ -58,6 +127,17 @@ class QdrantIndex:
             )
         self.collection = collection
         self.scoped_idf = scoped_idf
+        self.layout = {
+            k: v
+            for k, v in (
+                ("shard_number", shard_number),
+                ("replication_factor", replication_factor),
+                ("write_consistency_factor", write_consistency_factor),
+            )
+            if v is not None
+        }
+        self.expected_peers = expected_peers
+        self.peers_wait_s = peers_wait_s
         self.where = url if url is not None else str(path)
         self._lock: StoreLock | None = None
         self._mutex = threading.Lock()
@@ -77,7 +157,22 @@ class QdrantIndex:
         self._closed = False
         self._dim: int | None = None
         self._exists = False
+        if url is not None:
+            try:
+                with self._engine():
+                    version = self.client.info().version
+                check_server_version(version, scoped_idf=scoped_idf, where=url)
+            except Exception:
+                self.client.close()
+                raise
         self._refresh()
+
+    def _peer_count(self) -> int | None:
+        with self._engine():
+            status = self.client.cluster_status()
+        if not isinstance(status, models.ClusterStatusOneOf1):  # "disabled": no cluster mode
+            return None
+        return len(status.peers)
 
     @contextmanager
     def _engine(self) -> Iterator[None]:
@@ -121,6 +216,13 @@ class QdrantIndex:
                         "changed. Use a new collection name and sync again."
                     )
             else:
+                if self._lock is None and self.expected_peers > 1:  # a server, not local mode
+                    wait_for_peers(
+                        self._peer_count,
+                        self.expected_peers,
+                        timeout_s=self.peers_wait_s,
+                        where=self.where,
+                    )
                 with self._engine():
                     self.client.create_collection(
                         self.collection,
@@ -132,6 +234,7 @@ class QdrantIndex:
                         sparse_vectors_config={
                             SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
                         },
+                        **self.layout,  # type: ignore[arg-type]
                     )
                 self._dim, self._exists = dense_dim, True
             with self._engine(), warnings.catch_warnings():

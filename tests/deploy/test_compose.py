@@ -84,9 +84,8 @@ def test_secrets_come_from_files_never_inline() -> None:
     for svc_name, svc in doc["services"].items():
         for key, value in (svc.get("environment") or {}).items():
             if secretish.search(key):
-                assert key.endswith("_FILE") and str(value).startswith("/run/secrets/"), (
-                    f"{svc_name}: {key} must point at a secret file"
-                )
+                assert key.endswith(("_FILE", "_FILES")), f"{svc_name}: {key} must name a file"
+                assert str(value).startswith("/run/secrets/"), f"{svc_name}: {key} = {value}"
     # the app reads each secret through an ENCLAVE_*_FILE variable naming a mounted secret
     ui = doc["services"]["ui"]
     for key in (
@@ -121,7 +120,44 @@ def test_llama_server_slots_each_get_the_llama3_context() -> None:
     assert _arg(args, "--model").endswith("Q4_K_M.gguf")
     assert "--api-key-file" in args
     devices = llm["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["capabilities"] == ["gpu"] and devices[0]["count"] >= 1
+    assert devices[0]["capabilities"] == ["gpu"] and len(devices[0]["device_ids"]) == 1
+
+
+def _default(value: str) -> str:
+    """Compose's ${VAR:-default} with no VAR set."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_gpus_are_named_and_never_shared_between_llm_servers() -> None:
+    """`count: N` means GPUs 0..N-1 in every container (Docker tracks nothing across them), so
+    the vLLM profile beside the llama.cpp server would double up on GPU 0."""
+    doc = files.compose()
+    taken: dict[str, str] = {}
+    for name in ("llm", "vllm"):
+        (dev,) = doc["services"][name]["deploy"]["resources"]["reservations"]["devices"]
+        assert "count" not in dev, f"{name}: reserve GPUs by device_ids, not count"
+        for gpu in dev["device_ids"]:
+            assert re.fullmatch(r"\$\{ENCLAVE_[A-Z_]+_GPU(_[AB])?:-\d+\}", gpu), gpu
+            assert _default(gpu) not in taken, f"GPU {_default(gpu)}: {name} and {taken}"
+            taken[_default(gpu)] = name
+
+
+def test_llm_endpoint_and_model_are_set_from_the_environment() -> None:
+    env = files.compose()["services"]["ui"]["environment"]
+    assert env["ENCLAVE_LLM__BASE_URL"] == "${ENCLAVE_LLM_BASE_URL:-http://llm:8080/v1}"
+    assert _default(env["ENCLAVE_LLM__MODEL_PATH"]) == files.production_toml()["llm"]["model_path"]
+    assert env["ENCLAVE_LLM__MODEL_PATH"].startswith("${ENCLAVE_LLM_MODEL_PATH:-")
+
+
+def test_loop_has_an_init_and_qdrant_is_checked_over_http() -> None:
+    doc = files.compose()
+    assert doc["services"]["ingest"]["init"] is True
+    check = " ".join(doc["services"]["qdrant"]["healthcheck"]["test"])
+    assert "GET /readyz" in check and " 200" in check
+    assert doc["services"]["qdrant"]["image"].startswith("qdrant/qdrant:v1.19.")
+    vllm = doc["services"]["vllm"]["image"]
+    major, minor = (int(x) for x in vllm.rsplit(":v", 1)[1].split(".")[:2])
+    assert (major, minor) >= (0, 26), vllm
 
 
 def test_vllm_profile_is_tensor_parallel_with_the_same_model_name() -> None:
@@ -130,7 +166,7 @@ def test_vllm_profile_is_tensor_parallel_with_the_same_model_name() -> None:
     script = vllm["entrypoint"][-1]
     tp = int(re.search(r"--tensor-parallel-size (\d+)", script).group(1))  # type: ignore[union-attr]
     assert tp >= 2
-    assert vllm["deploy"]["resources"]["reservations"]["devices"][0]["count"] == tp
+    assert len(vllm["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"]) == tp
     assert f"--max-model-len {files.LLAMA3_CONTEXT}" in script
     name = files.production_toml()["llm"]["model_name"]
     assert f"--served-model-name {name}" in script
@@ -146,7 +182,7 @@ def test_app_containers_run_unprivileged() -> None:
         assert svc["cap_drop"] == ["ALL"]
 
 
-def test_make_secrets_creates_private_consistent_files(tmp_path: Path) -> None:
+def test_make_secrets_creates_consistent_files_only_the_deployer_can_reach(tmp_path: Path) -> None:
     script = tmp_path / "make-secrets.sh"
     shutil.copy(files.COMPOSE_FILE.parent / "make-secrets.sh", script)
     for _ in range(2):  # a second run keeps the existing secrets
@@ -154,10 +190,14 @@ def test_make_secrets_creates_private_consistent_files(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets"
     declared = {Path(s["file"]).name for s in files.compose()["secrets"].values()}
     assert {p.name for p in secrets.iterdir()} == declared
+    # the directory keeps other host users out; the files must be readable by whatever uid
+    # the container that mounts one runs as (tests/deploy/test_secret_access.py)
+    assert secrets.stat().st_mode & 0o077 == 0, "secrets/ is reachable by other users"
     for path in secrets.iterdir():
-        assert path.stat().st_mode & 0o077 == 0, f"{path.name} is readable by others"
+        assert path.stat().st_mode & 0o444 == 0o444, f"{path.name} is not readable in containers"
         assert len(path.read_text().strip()) >= 32
     password = (secrets / "postgres_password").read_text().strip()
     url = (secrets / "enclave_database_url").read_text().strip()
     assert url == f"postgresql://enclave:{password}@postgres:5432/enclave"
     assert (secrets / "qdrant_api_key").read_text() != (secrets / "llm_api_key").read_text()
+    assert 'cookie_secret = "' in (secrets / "streamlit_secrets.toml").read_text()
