@@ -35,7 +35,11 @@ class RetrievedChunk:
 
 @dataclass(frozen=True)
 class Citation:
-    """Source ``[n]`` as numbered in the prompt the model saw."""
+    """Source ``[n]`` of an answer: a chunk the answer actually rests on.
+
+    ``snippet`` is the supporting sentence(s) the answer quotes or rests on; ``text`` is the
+    whole chunk and ``highlights`` the ``(start, end)`` character spans of the supporting
+    sentences inside ``text``, so a reader can check the claim in its context."""
 
     n: int
     path: str
@@ -45,10 +49,57 @@ class Citation:
     snippet: str
     doc_id: str
     chunk_id: str
+    text: str = ""
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["highlights"] = [list(span) for span in self.highlights]
+        return out
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A chunk that was retrieved (the user may read it) but that the answer does not use."""
+
+    path: str
+    source: str
+    section: str | None
+    page: int | None
+    doc_id: str
+    chunk_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """How well a generated answer is supported by its sources (extracts: always 1.0).
+
+    ``support_ratio``: share of the answer's sentences matched to a supporting source sentence;
+    ``unsupported``: the answer sentences with no support (shown marked in the UI);
+    ``unsupported_numbers``: numbers the answer states that no cited source contains."""
+
+    support_ratio: float
+    sentences: int
+    unsupported: tuple[str, ...] = ()
+    unsupported_numbers: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "support_ratio": round(self.support_ratio, 4),
+            "sentences": self.sentences,
+            "unsupported": list(self.unsupported),
+            "unsupported_numbers": list(self.unsupported_numbers),
+        }
 
 
 @dataclass
 class Answer:
+    """What the assistant returns. ``mode`` says how the text was made: ``extractive`` (quoted
+    sentences from the sources, no model) or ``generative`` (an LLM, grounding-checked)."""
+
     answer: str
     citations: list[Citation] = field(default_factory=list)
     refused: bool = False
@@ -60,11 +111,17 @@ class Answer:
     abstained: bool = False
     standalone_question: str | None = None
     tokens: dict[str, int] = field(default_factory=dict)
+    mode: str = "extractive"
+    also_retrieved: list[SourceRef] = field(default_factory=list)
+    grounding: Grounding | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
-            "citations": [asdict(c) for c in self.citations],
+            "mode": self.mode,
+            "citations": [c.to_json() for c in self.citations],
+            "also_retrieved": [s.to_json() for s in self.also_retrieved],
+            "grounding": self.grounding.to_json() if self.grounding else None,
             "cited_by_model": self.cited_by_model,
             "refused": self.refused,
             "abstained": self.abstained,
