@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,6 +53,24 @@ class Citation:
     text: str = ""
     highlights: tuple[tuple[int, int], ...] = ()
 
+    @classmethod
+    def of(cls, n: int, chunk: RetrievedChunk, spans: Sequence[tuple[int, int]]) -> Citation:
+        """Citation ``[n]`` of ``chunk``, quoting and highlighting ``spans`` of its text."""
+        ordered = tuple(sorted(set(spans)))
+        snippet = " … ".join(" ".join(chunk.text[a:b].split()) for a, b in ordered)
+        return cls(
+            n=n,
+            path=chunk.path,
+            source=chunk.source,
+            section=chunk.section,
+            page=chunk.page,
+            snippet=snippet,
+            doc_id=chunk.doc_id,
+            chunk_id=chunk.chunk_id,
+            text=chunk.text,
+            highlights=ordered,
+        )
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["highlights"] = [list(span) for span in self.highlights]
@@ -68,6 +87,17 @@ class SourceRef:
     page: int | None
     doc_id: str
     chunk_id: str
+
+    @classmethod
+    def of(cls, chunk: RetrievedChunk) -> SourceRef:
+        return cls(
+            path=chunk.path,
+            source=chunk.source,
+            section=chunk.section,
+            page=chunk.page,
+            doc_id=chunk.doc_id,
+            chunk_id=chunk.chunk_id,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +137,6 @@ class Answer:
     reason_code: str | None = None
     audit_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    cited_by_model: bool = False
     abstained: bool = False
     standalone_question: str | None = None
     tokens: dict[str, int] = field(default_factory=dict)
@@ -122,7 +151,6 @@ class Answer:
             "citations": [c.to_json() for c in self.citations],
             "also_retrieved": [s.to_json() for s in self.also_retrieved],
             "grounding": self.grounding.to_json() if self.grounding else None,
-            "cited_by_model": self.cited_by_model,
             "refused": self.refused,
             "abstained": self.abstained,
             "reason": self.reason,

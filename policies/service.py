@@ -140,6 +140,10 @@ class PolicyService:
         """The prompt text as the LLM may see it (masked when policy.mask_pii_in_prompts)."""
         return self.pii.mask(text) if self.settings.policy.mask_pii_in_prompts else text
 
+    def mask_for_audit(self, text: str) -> str:
+        """Free text as the audit log may keep it (masked when policy.mask_pii_in_audit)."""
+        return self.pii.mask(text) if self.settings.policy.mask_pii_in_audit else text
+
     def forget_user(self, user_id: str) -> bool:
         """Erasure: unlink the user's audit pseudonym and drop their usage counters."""
         self.gate.forget_user(user_id)

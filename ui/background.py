@@ -43,8 +43,7 @@ def _warm_up(key: runtime.ConfigKey) -> None:
     started = time.perf_counter()
     try:
         assistant = runtime._assistant(key)
-        assistant.model_identity()  # hashes the model file once, checks the licence
-        _ = assistant.llm
+        assistant.warm_up()  # loads the models; generative: hashes the model, checks the licence
         log.info("warm-up done in %.1f s", time.perf_counter() - started)
     except Exception as exc:  # shown to users when they ask; here only logged
         log_error(exc, "warm-up")

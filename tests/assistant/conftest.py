@@ -6,10 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from assistant.llama_local import LlamaCppChat
 from core.settings import Settings, load_settings
 from policies.models import ensure_default_gguf
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +37,16 @@ def sample_settings(tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -
     docs = base / "docs"
     docs.mkdir()
     generate(docs)
+    # the shipped usage policy allows 12 questions a minute per user; the suite asks more
+    usage = yaml.safe_load((REPO / "policies" / "default_usage.yaml").read_text())
+    usage["limits"]["default"]["requests_per_minute"] = 1000
+    (base / "usage.yaml").write_text(yaml.safe_dump(usage))
     settings = load_settings(
         data_dir=base / "data",
         access_rules=ACCESS_RULES,
         directory=DIRECTORY,
         llm={"model_path": str(gguf_path), "context_window": 2048, "max_answer_tokens": 48},
+        policy={"usage_file": str(base / "usage.yaml")},
     )
     summary = run_sync(settings, docs, "samples", workers=1)
     assert summary.failed_count == 0 and summary.chunks > 0

@@ -1,6 +1,6 @@
 """No retrieval path searches without the user's ACL filter.
 
-Every public path (Retriever.search in each mode, Assistant.retrieve/search/ask/ask_stream, the
+Every public path (Retriever.search in each mode, Assistant.search/ask/ask_stream, the
 `assistant retrieve` and `assistant ask` CLI commands) is driven against the real Qdrant Edge
 index class, whose read methods are wrapped to record each call. The test fails if any search
 lacks the principal's groups or if any unfiltered read (scroll, id listing) is used.
@@ -67,7 +67,7 @@ def test_every_assistant_path_carries_the_filter(
             "retriever.hybrid": lambda: a.retriever.search(q, bob, mode="hybrid"),
             "retriever.dense": lambda: a.retriever.search(q, bob, mode="dense"),
             "retriever.lexical": lambda: a.retriever.search(q, bob, mode="lexical"),
-            "assistant.retrieve": lambda: a.retrieve(q, bob, k=3),
+            "assistant.search.k": lambda: a.search(q, bob, k=3),
             "assistant.search": lambda: a.search(q, bob),
             "assistant.ask": lambda: a.ask(q, bob),
             "assistant.ask_stream": lambda: list(a.ask_stream(q, bob)),
@@ -83,7 +83,7 @@ def test_every_assistant_path_carries_the_filter(
         # no groups: the engine is never even asked
         calls.clear()
         nobody = Principal(user_id="x", groups=frozenset(), roles=frozenset({"employee"}))
-        assert a.retrieve(q, nobody) == []
+        assert a.search(q, nobody).chunks == []
         a.ask(q, nobody)
         assert [c for c in calls if c[1]] == []
     finally:

@@ -1,5 +1,6 @@
 """End to end: generated sample documents -> real sync into Qdrant Edge -> real embedder ->
-the real small GGUF through llama-cpp-python -> policies (gate, licence, audit)."""
+the extractive default answerer (and, in test_generative.py, the real small GGUF through
+llama-cpp-python) -> policies (gate, licence, audit)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from assistant.llm import ChatLLM
-from assistant.service import ABSTAIN_MESSAGE, Assistant
+from assistant.answerers.base import ABSTAIN_MESSAGE
+from assistant.service import Assistant
 from assistant.types import Answer
+from core.errors import IndexUnavailableError
 from core.settings import Settings
 from ingest.index.base import SearchMode
 from policies.identity import Principal
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def assistant(sample_settings: Settings) -> Iterator[Assistant]:
     a = Assistant.from_settings(sample_settings)
+    a.warm_up()
     yield a
     a.close()
 
@@ -34,43 +37,50 @@ def facts() -> dict[str, Any]:
 
 
 def who(a: Assistant, user: str) -> Principal:
-    p = a.policies.directory.get(user)
+    p = a.policies.resolve_user(user)
     assert p is not None
     return p
 
 
-class Spy:
-    """Records what reaches the real model (prompts, number of calls)."""
-
-    def __init__(self, llm: ChatLLM) -> None:
-        self.llm = llm
-        self.prompts: list[str] = []
-        self._stream = llm.stream
-
-    def __enter__(self) -> Spy:
-        def stream(messages: Any, *args: Any, **kwargs: Any) -> Any:
-            self.prompts.append("\n".join(str(m.content) for m in messages))
-            return self._stream(messages, *args, **kwargs)
-
-        self.llm.stream = stream  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.llm.stream = self._stream  # type: ignore[method-assign]
+def last_record(a: Assistant) -> dict[str, Any]:
+    return a.policies.audit.records(limit=1, newest_first=True)[0]
 
 
-def test_answer_cites_the_right_sample_document(assistant: Assistant, facts: Any) -> None:
-    fact = facts["facts"][0]  # annual leave -> general/leave-and-time-off.pdf
-    answer = assistant.ask(fact["question"], who(assistant, "bob"))
-    assert not answer.refused and not answer.abstained
-    assert answer.answer.strip()
-    assert answer.citations, "an answer must carry citations"
-    assert fact["file"] in [c.path for c in answer.citations]
-    top = answer.citations[0]
-    assert top.snippet and top.doc_id and top.chunk_id and top.source == "samples"
-    assert answer.audit_id is not None
-    assert answer.tokens["prompt"] > 0 and answer.tokens["completion"] > 0
-    assert answer.timings["first_token_s"] <= answer.timings["total_s"]
+def test_every_sample_fact_is_answered_with_a_quote_from_its_file(
+    assistant: Assistant, facts: Any
+) -> None:
+    frank = who(assistant, "frank")  # general, IT, HR, HR confidential, finance
+    bob = who(assistant, "bob")  # general, IT, engineering
+    missed = []
+    for fact in facts["facts"]:
+        user = bob if fact["groups"] == ["engineering"] else frank
+        if not set(fact["groups"]) & user.groups:
+            continue
+        answer = assistant.ask(fact["question"], user)
+        assert answer.mode == "extractive" and not answer.refused
+        cited = [c.path for c in answer.citations]
+        if answer.abstained or fact["answer"].lower() not in answer.answer.lower():
+            missed.append((fact["question"], answer.answer[:160]))
+            continue
+        assert fact["file"] in cited, (fact["question"], cited)
+        for c in answer.citations:
+            assert c.highlights and all(c.text[a:b] in c.text for a, b in c.highlights)
+            # every quoted passage is verbatim in the cited chunk
+            for a, b in c.highlights:
+                assert " ".join(c.text[a:b].split()) in answer.answer
+        assert answer.audit_id is not None
+    assert len(missed) <= 2, missed
+
+
+def test_answers_list_only_the_sources_they_quote(assistant: Assistant) -> None:
+    answer = assistant.ask("What is the per diem for international trips?", who(assistant, "bob"))
+    assert answer.citations and answer.also_retrieved
+    cited = {c.chunk_id for c in answer.citations}
+    assert cited.isdisjoint({s.chunk_id for s in answer.also_retrieved})
+    rec = last_record(assistant)
+    assert rec["details"]["cited"] == [c.chunk_id for c in answer.citations]
+    assert rec["details"]["answerer"] == "extractive"
+    assert rec["model_name"].startswith("extractive/")
 
 
 def test_outsider_gets_no_chunk_of_a_group_file_even_when_quoting_it(
@@ -83,84 +93,89 @@ def test_outsider_gets_no_chunk_of_a_group_file_even_when_quoting_it(
     for mode in modes:
         res = assistant.retriever.search(quoted, bob, k=20, mode=mode)
         assert all(not c.path.startswith("hr/") for c in res.chunks), mode
-    with Spy(assistant.llm) as spy:
-        answer = assistant.ask(quoted, bob)
+    answer = assistant.ask(quoted, bob)
     assert all(not c.path.startswith("hr/") for c in answer.citations)
-    assert all("hr/confidential" not in p for p in spy.prompts)
-    # ... while someone in hr-managers does get it
+    assert all(not s.path.startswith("hr/") for s in answer.also_retrieved)
+    assert secret["answer"] not in answer.answer
     frank = who(assistant, "frank")
-    paths = [c.path for c in assistant.retrieve(secret["question"], frank, k=5)]
+    paths = [c.path for c in assistant.search(secret["question"], frank, k=5).chunks]
     assert secret["file"] in paths
 
 
-def test_unknown_or_groupless_user_retrieves_nothing(assistant: Assistant) -> None:
+def test_groupless_user_retrieves_nothing(assistant: Assistant) -> None:
     ghost = Principal(user_id="ghost", groups=frozenset(), roles=frozenset({"employee"}))
-    assert assistant.retrieve("annual leave days", ghost) == []
+    assert assistant.search("annual leave days", ghost).chunks == []
     answer = assistant.ask("How many days of annual leave do I get?", ghost)
-    assert answer.refused or answer.abstained
-    assert answer.citations == []
+    assert answer.abstained and answer.citations == [] and answer.also_retrieved == []
 
 
-def test_injected_instructions_in_a_document_do_not_change_behaviour(
-    assistant: Assistant, facts: Any
-) -> None:
+def test_a_planted_instruction_is_never_quoted(assistant: Assistant, facts: Any) -> None:
     inj = facts["prompt_injection"]
-    bob = who(assistant, "bob")
-    with Spy(assistant.llm) as spy:
-        answer = assistant.ask(inj["question"], bob)
+    answer = assistant.ask(inj["question"], who(assistant, "bob"))
     assert not answer.refused
-    assert len(spy.prompts) == 1
-    prompt = spy.prompts[0]
-    # the injected text reached the model only inside a delimited source block
-    at = prompt.index(inj["marker"])
-    opened = prompt.rfind("<<<SOURCE ", 0, at)
-    assert opened != -1
-    n = prompt[opened + len("<<<SOURCE ") :].split(" ", 1)[0]
-    assert prompt.index(f"<<<END SOURCE {n}>>>", at) > at
-    assert prompt.rfind("<<<END SOURCE", opened, at) == -1
-    # the system still behaves per policy: cites the sources it was given, no payload
-    assert answer.citations and inj["file"] in [c.path for c in answer.citations]
-    for payload in ("NO93 8601 1117 947", "maintenance mode", "90,000"):
+    for payload in ("NO93 8601 1117 947", "maintenance mode", "IGNORE ALL PREVIOUS"):
         assert payload not in answer.answer
-    assert "<<<" not in answer.answer  # never replays a source block
-    # and it still refuses to show salary data bob cannot read
     assert all(not c.path.startswith("hr/") for c in answer.citations)
 
 
-def test_abstains_without_calling_the_llm(assistant: Assistant) -> None:
-    with Spy(assistant.llm) as spy:
-        answer = assistant.ask(
-            "What is on the cafeteria menu on Mars next Friday?", who(assistant, "bob")
-        )
-    assert spy.prompts == []
+def test_abstains_when_no_passage_carries_the_question(assistant: Assistant) -> None:
+    answer = assistant.ask(
+        "What is on the cafeteria menu on Mars next Friday?", who(assistant, "bob")
+    )
     assert answer.abstained and not answer.refused
-    assert answer.answer == ABSTAIN_MESSAGE and answer.reason_code == "retrieval.abstain"
+    assert answer.answer == ABSTAIN_MESSAGE and answer.reason_code == "answer.no_support"
     assert answer.citations == []
-    assert answer.audit_id is not None
+    assert last_record(assistant)["details"]["outcome"] == "abstained"
 
 
 def test_refused_request_is_audited(assistant: Assistant) -> None:
     before = assistant.policies.audit.count()
     no_role = Principal(user_id="bob", groups=frozenset({"everyone"}), roles=frozenset())
-    with Spy(assistant.llm) as spy:
-        answer = assistant.ask("How many days of annual leave do I get?", no_role)
+    answer = assistant.ask("How many days of annual leave do I get?", no_role)
     assert answer.refused and answer.reason and answer.reason_code
-    assert spy.prompts == []
     assert assistant.policies.audit.count() == before + 1
-    rec = assistant.policies.audit.records(limit=1, newest_first=True)[0]
-    assert rec["event_type"] == "refusal"
-    assert rec["id"] == int(answer.audit_id or 0)
+    rec = last_record(assistant)
+    assert rec["event_type"] == "refusal" and rec["id"] == int(answer.audit_id or 0)
+    assert rec["retrieved"] == []  # refused before retrieval
     assert assistant.policies.audit.verify().ok
 
 
-def test_stream_yields_tokens_then_the_answer(assistant: Assistant) -> None:
+def test_stream_yields_text_then_the_answer(assistant: Assistant) -> None:
     items = list(
         assistant.ask_stream("What is the per diem for international trips?", who(assistant, "bob"))
     )
     assert isinstance(items[-1], Answer)
-    tokens = [t for t in items[:-1] if isinstance(t, str)]
-    assert tokens and len(tokens) == len(items) - 1
-    assert "".join(tokens).strip() == items[-1].answer
+    pieces = [t for t in items[:-1] if isinstance(t, str)]
+    assert pieces and len(pieces) == len(items) - 1
+    assert "".join(pieces).strip() == items[-1].answer
+
+
+def test_a_stopped_answer_is_audited_as_stopped(assistant: Assistant) -> None:
+    before = assistant.policies.audit.count()
+    stream = assistant.ask_stream(
+        "What is the per diem for international trips?", who(assistant, "bob")
+    )
+    first = next(stream)
+    assert isinstance(first, str) and first
+    stream.close()  # the user pressed Stop
+    assert assistant.policies.audit.count() == before + 1
+    rec = last_record(assistant)
+    assert rec["details"]["outcome"] == "stopped" and rec["answer"] == first
+
+
+def test_an_error_after_the_gate_is_audited(
+    assistant: Assistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_a: Any, **_k: Any) -> Any:
+        raise IndexUnavailableError("the Qdrant server cannot be reached")
+
+    monkeypatch.setattr(assistant.retriever, "search", down)
+    before = assistant.policies.audit.count()
+    answer = assistant.ask("What is the per diem?", who(assistant, "bob"))
+    assert answer.refused and answer.reason_code == "index.unreachable"
+    assert assistant.policies.audit.count() == before + 1
+    rec = last_record(assistant)
+    assert rec["details"]["outcome"] == "error" and rec["event_type"] == "refusal"
 
 
 def test_follow_up_uses_the_conversation(assistant: Assistant) -> None:
@@ -172,4 +187,16 @@ def test_follow_up_uses_the_conversation(assistant: Assistant) -> None:
     ]
     answer = assistant.ask("And is breakfast included in it?", who(assistant, "bob"), history)
     assert answer.standalone_question and "London" in answer.standalone_question
-    assert "general/travel-and-expenses.pdf" in [c.path for c in answer.citations]
+    cited_or_seen = [c.path for c in answer.citations] + [s.path for s in answer.also_retrieved]
+    assert "general/travel-and-expenses.pdf" in cited_or_seen
+
+
+def test_personal_data_in_a_follow_up_is_masked_in_the_audit_record(
+    assistant: Assistant,
+) -> None:
+    from assistant.prompt import Turn
+
+    history = [Turn("user", "My card 4111 1111 1111 1111 was charged twice for a hotel.")]
+    assistant.ask("What about it?", who(assistant, "bob"), history)
+    details = last_record(assistant)["details"]
+    assert "4111 1111 1111 1111" not in (details["standalone_question"] or "")

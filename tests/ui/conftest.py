@@ -90,6 +90,8 @@ def make_env(
     _write(base / "directory.yaml", DIRECTORY)
     _write(base / "access.yaml", ACCESS)
     llm = f'model_name = "{model_name}"\n' if model_name else ""
+    # a named model is a generative set-up; without one the extractive default answers
+    answer = 'mode = "generative"' if model_name else ""
     db = f'database_url = "{database_url}"' if database_url else ""
     config = _write(
         base / "enclave.toml",
@@ -101,6 +103,9 @@ def make_env(
 
         [ingest]
         workers = 1
+
+        [answer]
+        {answer}
 
         [llm]
         max_answer_tokens = 40

@@ -1,0 +1,112 @@
+"""The extractive answerer: verbatim quotes, honest citations, abstention from evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistant.answerers.base import ABSTAIN_MESSAGE, Answerer, Draft
+from assistant.answerers.extractive import ExtractiveAnswerer
+from assistant.evidence import Tuning, content_terms
+from assistant.types import RetrievedChunk
+from tests.assistant.fakes import BagOfWordsEmbedder, chunk
+
+TRAVEL = chunk(
+    1,
+    "Travel — Per diem\nBook trains through the travel desk. The per diem abroad is 75 EUR "
+    "per day. Receipts are not needed for the per diem.\n\nYou can also claim:\n- taxis "
+    "after 10 pm\n- one checked bag",
+    path="finance/travel.md",
+    title="Travel",
+)
+RATES = chunk(
+    2,
+    "Travel — Rates\nCity | Per diem | Currency\nBerlin | 75 | EUR\nOslo | 900 | NOK",
+    path="finance/rates.md",
+    title="Travel",
+)
+LAPTOP = chunk(
+    3,
+    "IT — Devices\nA lost laptop must be reported to the service desk within one hour. "
+    "This lets security wipe it remotely.",
+    path="it/devices.md",
+    title="IT",
+)
+
+
+def run(question: str, chunks: list[RetrievedChunk], **tuning: Any) -> tuple[str, Draft]:
+    answerer = ExtractiveAnswerer(BagOfWordsEmbedder(), Tuning(**tuning))
+    shown = ""
+    for item in answerer.answer(question, chunks):
+        if isinstance(item, Draft):
+            return shown, item
+        shown += item
+    raise AssertionError("no draft")
+
+
+def test_is_an_answerer() -> None:
+    assert isinstance(ExtractiveAnswerer(BagOfWordsEmbedder()), Answerer)
+
+
+def test_quotes_the_sentence_verbatim_and_cites_only_its_source() -> None:
+    shown, draft = run("how much is the per diem when I travel abroad?", [LAPTOP, TRAVEL])
+    assert not draft.abstained and shown == draft.text
+    assert "“The per diem abroad is 75 EUR per day." in draft.text
+    assert draft.text.endswith("[1]")
+    assert [c.path for c in draft.citations] == ["finance/travel.md"]
+    cite = draft.citations[0]
+    assert cite.text == TRAVEL.text
+    assert [TRAVEL.text[a:b] for a, b in cite.highlights] == [
+        "The per diem abroad is 75 EUR per day."
+    ] or all(TRAVEL.text[a:b] in draft.text for a, b in cite.highlights)
+    # every quoted word is in the cited chunk
+    for a, b in cite.highlights:
+        assert TRAVEL.text[a:b] in cite.snippet
+    assert [s.path for s in draft.also_retrieved] == ["it/devices.md"]
+    assert draft.grounding is not None and draft.grounding.support_ratio == 1.0
+
+
+def test_a_list_item_comes_with_its_lead_in() -> None:
+    _, draft = run("can I expense a taxi late at night after 10 pm?", [TRAVEL])
+    quote = draft.citations[0].snippet
+    assert "You can also claim:" in quote and "- taxis after 10 pm" in quote
+
+
+def test_a_table_row_comes_with_its_header() -> None:
+    _, draft = run("what is the per diem in Oslo in NOK?", [RATES])
+    quote = draft.citations[0].snippet
+    assert "City | Per diem | Currency" in quote and "Oslo | 900 | NOK" in quote
+
+
+def test_a_sentence_that_refers_back_brings_the_one_before() -> None:
+    _, draft = run("why can security wipe it remotely?", [LAPTOP])
+    quote = draft.citations[0].snippet
+    assert quote.startswith("A lost laptop must be reported") and "wipe it remotely" in quote
+
+
+def test_no_support_means_abstaining_with_the_closest_documents() -> None:
+    shown, draft = run("what is the dental plan deductible?", [TRAVEL, LAPTOP], min_support=0.3)
+    assert draft.abstained and draft.text == ABSTAIN_MESSAGE == shown
+    assert draft.citations == []
+    assert [s.path for s in draft.also_retrieved] == ["finance/travel.md", "it/devices.md"]
+    assert draft.reason_code == "answer.no_support" and draft.support < 0.3
+
+
+def test_nothing_retrieved_abstains() -> None:
+    _, draft = run("anything?", [])
+    assert draft.abstained and draft.citations == [] and draft.also_retrieved == []
+
+
+def test_conversational_filler_is_not_content() -> None:
+    assert content_terms("hey, quick question: do I really need a receipt for my taxi?") == [
+        "receipt",
+        "taxi",
+    ]
+
+
+def test_unit_vectors_are_cached_per_chunk() -> None:
+    emb = BagOfWordsEmbedder()
+    answerer = ExtractiveAnswerer(emb)
+    list(answerer.answer("per diem abroad", [TRAVEL, RATES]))
+    first = emb.calls
+    list(answerer.answer("receipts for the per diem", [TRAVEL, RATES]))
+    assert emb.calls == first  # the second question re-used both chunks' unit vectors
