@@ -144,9 +144,16 @@ def _merge(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
     return merged
 
 
+def where(chunk: RetrievedChunk) -> str:
+    """"Title (section)": the document's title and the most specific heading of the chunk."""
+    title = chunk.title or chunk.path.rsplit("/", 1)[-1]
+    title = title[:1].upper() + title[1:]
+    section = (chunk.section or "").split(" > ")[-1].strip()
+    if section and section.casefold() not in title.casefold():
+        return f"{title} ({section})"
+    return title
+
+
 def _frame(chunk: RetrievedChunk, quote: str, n: int, *, first: bool) -> str:
-    where = chunk.title or chunk.path
-    if chunk.section and chunk.section.casefold() not in where.casefold():
-        where = f"{where} ({chunk.section})"
-    lead = f"{where} says" if first else f"{where} adds"
-    return f"{lead}: “{quote}” [{n}]"
+    verb = "says" if first else "also says"
+    return f"{where(chunk)} {verb}: “{quote}” [{n}]"

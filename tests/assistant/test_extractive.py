@@ -110,3 +110,14 @@ def test_unit_vectors_are_cached_per_chunk() -> None:
     first = emb.calls
     list(answerer.answer("receipts for the per diem", [TRAVEL, RATES]))
     assert emb.calls == first  # the second question re-used both chunks' unit vectors
+
+
+def test_the_frame_names_the_document_and_its_most_specific_heading() -> None:
+    from dataclasses import replace
+
+    from assistant.answerers.extractive import where
+
+    c = replace(TRAVEL, title="Acme - Leave Policy", section="Leave Policy > Annual leave")
+    assert where(c) == "Acme - Leave Policy (Annual leave)"
+    assert where(replace(c, section="Leave Policy")) == "Acme - Leave Policy"
+    assert where(replace(c, title="paid parental leave", section=None)) == "Paid parental leave"
