@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from assistant.llm import ChatLLM
+from assistant.llm import ChatModel
 from assistant.prompt import Turn
 
 _REFERRING = re.compile(
@@ -57,7 +57,7 @@ def _plausible(candidate: str, question: str) -> bool:
     return len(text.split()) >= min(3, len(question.split()))
 
 
-def condense_llm(question: str, history: Sequence[Turn], llm: ChatLLM) -> str:
+def condense_llm(question: str, history: Sequence[Turn], llm: ChatModel) -> str:
     """LLM rewrite, validated; falls back to :func:`condense_rule`."""
     recent = list(history)[-4:]
     transcript = "\n".join(
@@ -74,7 +74,7 @@ def condense_llm(question: str, history: Sequence[Turn], llm: ChatLLM) -> str:
 
 
 def standalone_question(
-    question: str, history: Sequence[Turn], llm: ChatLLM | None, use_llm: bool
+    question: str, history: Sequence[Turn], llm: ChatModel | None, use_llm: bool
 ) -> str:
     if not history:
         return question.strip()

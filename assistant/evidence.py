@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from assistant.sentences import Unit, split_units
 from assistant.types import RetrievedChunk
-from ingest.encoding.embed import Embedder
+from ingest.encoding.base import Embedder
 from ingest.encoding.sparse import tokenize
 
 # Words that say how someone asks, not what they ask about.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from assistant.sentences import split_sentences, split_units
 from assistant.types import Grounding, RetrievedChunk
-from ingest.encoding.embed import Embedder
+from ingest.encoding.base import Embedder
 from ingest.encoding.sparse import tokenize
 
 _MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")

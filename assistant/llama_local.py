@@ -2,7 +2,8 @@
 
 The prompt is rendered with the model's chat template and tokenized here, and generation runs
 on exactly those tokens, so :meth:`LlamaCppChat.count_tokens` is the model's own count of the
-prompt it will see. A ``llama_cpp.Llama`` is not re-entrant: one lock serializes every
+prompt it will see. Creating a :class:`LlamaCppChat` loads nothing; :meth:`LlamaCppChat.warm_up`
+loads the GGUF. A ``llama_cpp.Llama`` is not re-entrant: one lock serializes every
 tokenize/generate call; concurrent requests queue. A generation that exceeds ``timeout_s``
 stops and raises :class:`LLMTimeoutError`.
 """
@@ -107,24 +108,34 @@ class LlamaCppChat(BaseChatModel):
     _format: Any = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    def model_post_init(self, __context: Any) -> None:
-        from llama_cpp import Llama
+    def warm_up(self) -> None:
+        """Load the GGUF into memory (seconds, and the model's size in RAM). Idempotent."""
+        with self._lock:
+            if self._llama is not None:
+                return
+            from llama_cpp import Llama
 
-        path = Path(self.model_path)
-        if not path.is_file():
-            raise LLMError(f"model file not found: {path}", code="llm.model_file")
-        try:
-            self._llama = Llama(
-                model_path=str(path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                seed=self.seed,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise LLMError(f"llama.cpp could not load {path}: {exc}", code="llm.load") from exc
-        arch = self._llama.metadata.get("general.architecture")
-        self._format = make_formatter(self._llama, self.chat_format, arch)
+            path = Path(self.model_path)
+            if not path.is_file():
+                raise LLMError(f"model file not found: {path}", code="llm.model_file")
+            try:
+                llama = Llama(
+                    model_path=str(path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    seed=self.seed,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(f"llama.cpp could not load {path}: {exc}", code="llm.load") from exc
+            arch = llama.metadata.get("general.architecture")
+            self._format = make_formatter(llama, self.chat_format, arch)
+            self._llama = llama
+
+    def _loaded(self) -> Any:
+        if self._llama is None:
+            raise LLMError(f"{self.model_path} is not loaded: call warm_up() first")
+        return self._llama
 
     @property
     def _llm_type(self) -> str:
@@ -132,7 +143,8 @@ class LlamaCppChat(BaseChatModel):
 
     @property
     def llama(self) -> Any:
-        """The underlying ``llama_cpp.Llama`` (benchmarks compare against it directly)."""
+        """The underlying ``llama_cpp.Llama`` (benchmarks compare against it directly); ``None``
+        before :meth:`warm_up`."""
         return self._llama
 
     @property
@@ -141,11 +153,10 @@ class LlamaCppChat(BaseChatModel):
 
     def render(self, messages: list[BaseMessage]) -> tuple[list[int], list[str]]:
         """Prompt tokens exactly as generation will feed them, and the stop strings."""
+        llama = self._loaded()
         prompt, stop, added_special = self._format(to_role_dicts(messages))
         with self._lock:
-            tokens = self._llama.tokenize(
-                prompt.encode("utf-8"), add_bos=not added_special, special=True
-            )
+            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=not added_special, special=True)
         return list(tokens), stop
 
     def count_tokens(self, messages: list[BaseMessage]) -> int:
@@ -169,7 +180,7 @@ class LlamaCppChat(BaseChatModel):
         deadline = time.monotonic() + float(kwargs.get("timeout_s") or self.timeout_s)
         n_out = 0
         with self._lock:
-            stream = self._llama.create_completion(
+            stream = self._loaded().create_completion(
                 prompt=tokens,
                 max_tokens=max_tokens,
                 temperature=self.temperature,

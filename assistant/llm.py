@@ -1,4 +1,5 @@
-"""The LLM seam: one interface, two backends (LangChain runnables underneath).
+"""The LLM seam: one protocol, :class:`ChatModel`, and the class that implements it for both
+backends, :class:`ChatLLM` (LangChain chat models underneath).
 
 - ``llama_cpp`` (embedded default): :class:`~assistant.llama_local.LlamaCppChat` in-process on
   ``llm.model_path`` or the packaged small GGUF (assembled into ``<data_dir>/models``). Token
@@ -7,9 +8,10 @@
   server, vLLM, Ollama, LM Studio). The server applies its chat template, so prompt tokens are
   an upper-bound estimate (:func:`estimate_tokens`); see docs/assistant.md.
 
-Both are used through :class:`ChatLLM`, which maps transport failures to
-:class:`LLMUnavailableError` / :class:`LLMTimeoutError` so callers never see a hang or a raw
-HTTP error.
+:class:`ChatLLM` maps transport failures to :class:`LLMUnavailableError` /
+:class:`LLMTimeoutError` so callers never see a hang or a raw HTTP error. :func:`load_llm` is
+the explicit warm-up point: it returns a model that is loaded (in-process) or configured
+(server). Every backend passes ``tests/assistant/contract.py::ChatModelContract``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -46,8 +48,47 @@ def estimate_tokens(messages: list[BaseMessage]) -> int:
     return total
 
 
+@runtime_checkable
+class ChatModel(Protocol):
+    """What the assistant needs from a language model: its identity, its context window, a
+    token count to budget the prompt with, and a streamed answer."""
+
+    @property
+    def model_id(self) -> str:
+        """The model's name as the licence gate, usage records and the audit log know it."""
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the prompt and the answer share."""
+
+    @property
+    def exact_tokens(self) -> bool:
+        """``True``: :meth:`count_tokens` is the model's own count; ``False``: an upper bound."""
+
+    def warm_up(self) -> None:
+        """Load what answering needs (an in-process model's weights). Idempotent."""
+
+    def count_tokens(self, messages: list[BaseMessage]) -> int:
+        """Prompt tokens of ``messages`` as the model will see them (see ``exact_tokens``)."""
+
+    def stream(
+        self,
+        messages: list[BaseMessage],
+        max_tokens: int,
+        stats: StreamStats | None = None,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        """Text pieces as they are generated, ending before any ``stop`` string; at the end
+        ``stats`` (when given) holds the token usage the model reported. Failures are
+        :class:`~core.errors.LLMError` s, never a hang past ``llm.timeout_s``."""
+
+    def invoke(self, messages: list[BaseMessage], max_tokens: int) -> str:
+        """The whole answer at once."""
+
+
 class ChatLLM:
-    """A chat model with its identity, context window and tokenizer."""
+    """:class:`ChatModel` over a LangChain chat model, with its identity, context window and
+    token counter."""
 
     def __init__(
         self,
@@ -59,14 +100,24 @@ class ChatLLM:
         exact_tokens: bool,
         timeout_s: float,
         model_path: Path | None = None,
+        warm_up: Callable[[], None] | None = None,
     ) -> None:
         self.model = model
         self.model_id = model_id
         self.context_window = context_window
-        self.count_tokens = count_tokens
+        self._count_tokens = count_tokens
         self.exact_tokens = exact_tokens
         self.timeout_s = timeout_s
         self.model_path = model_path
+        self._warm_up = warm_up
+
+    def warm_up(self) -> None:
+        """Load the in-process model; a server backend has nothing to load here."""
+        if self._warm_up is not None:
+            self._warm_up()
+
+    def count_tokens(self, messages: list[BaseMessage]) -> int:
+        return self._count_tokens(messages)
 
     def stream(
         self,
@@ -138,22 +189,25 @@ def _server_chat_class() -> type[BaseChatModel]:
     return LocalServerChat
 
 
-_CACHE: dict[tuple[object, ...], ChatLLM] = {}
+_CACHE: dict[tuple[str, str, str], ChatLLM] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def load_llm(settings: Settings) -> ChatLLM:
-    """The configured backend, loaded once per process and configuration."""
+    """The configured backend, warmed up once per process and configuration (an in-process
+    model takes seconds and its size in memory to load)."""
     cfg = settings.llm
-    if cfg.backend == "llama_cpp":
-        path = local_model_path(settings).resolve()
-        key: tuple[object, ...] = ("llama_cpp", str(path), cfg.context_window, cfg.chat_format)
-    else:
-        key = ("openai", cfg.base_url, cfg.model_name)
+    # Every [llm] key shapes the model (its name goes into the licence check and the audit log),
+    # so the whole section is the key (the JSON dump masks the API key: it is added); the
+    # default GGUF's path depends on the data dir.
+    path = local_model_path(settings).resolve() if cfg.backend == "llama_cpp" else None
+    secret = cfg.api_key.get_secret_value() if cfg.api_key else ""
+    key = (cfg.model_dump_json(), secret, str(path))
     with _CACHE_LOCK:
         llm = _CACHE.get(key)
         if llm is None:
             llm = _build(settings)
+            llm.warm_up()
             _CACHE[key] = llm
         return llm
 
@@ -181,6 +235,7 @@ def _build(settings: Settings) -> ChatLLM:
             exact_tokens=True,
             timeout_s=cfg.timeout_s,
             model_path=path,
+            warm_up=chat.warm_up,
         )
     if not cfg.base_url:
         raise LLMError("llm.backend = 'openai' needs llm.base_url", code="llm.config")

@@ -23,7 +23,7 @@ from typing import Any
 
 from assistant.answerers.base import Answerer, Draft
 from assistant.condense import standalone_question
-from assistant.llm import ChatLLM
+from assistant.llm import ChatModel
 from assistant.prompt import Turn
 from assistant.retrieve import Retriever
 from assistant.types import Answer, RetrievedChunk, SourceRef
@@ -51,7 +51,7 @@ class Collaborators:
     answerer: Answerer
     licence: Callable[[], Any] | None
     """Generative answers only: the licence decision for the model file (a ModelIdentity)."""
-    condenser: ChatLLM | None
+    condenser: ChatModel | None
     """The LLM that rewrites follow-ups, when ``llm.condense_with_llm`` and generative."""
 
 

@@ -16,17 +16,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from assistant.types import RetrievedChunk
 from core.settings import RetrievalSettings
+from ingest.encoding.base import Embedder
 from ingest.index.base import SearchMode, VectorIndex
 from ingest.model import Hit, SparseVector
 from policies.identity import Principal
-
-
-class QueryEmbedder(Protocol):
-    def embed_query(self, text: str) -> list[float]: ...
 
 
 @dataclass
@@ -76,7 +73,7 @@ class Retriever:
     def __init__(
         self,
         index: VectorIndex,
-        embedder: QueryEmbedder,
+        embedder: Embedder,
         settings: RetrievalSettings,
         encode_query: Callable[[str], SparseVector],
     ) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from assistant.answerers.base import Answerer
 from assistant.answerers.extractive import ExtractiveAnswerer
 from assistant.evidence import Evidence, Tuning
-from assistant.llm import ChatLLM, load_llm
+from assistant.llm import ChatModel, load_llm
 from assistant.modelcheck import ModelIdentity, verify_servable
 from assistant.prompt import Turn
 from assistant.request import AskRequest, Collaborators
@@ -46,7 +46,7 @@ class Assistant:
         answerer: Answerer,
         *,
         index: VectorIndex | None = None,
-        condenser: ChatLLM | None = None,
+        condenser: ChatModel | None = None,
     ) -> None:
         self.settings = settings
         self.policies = policies

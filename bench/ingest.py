@@ -115,7 +115,7 @@ def _raw_throughput(settings: Any, texts: list[str]) -> tuple[float, list[list[f
     from ingest.encoding.embed import load_embedder
 
     embedder = load_embedder(settings.embedding, settings.models_dir)
-    embedder.embed_documents(texts[: embedder.batch_size])  # warm-up
+    embedder.embed_documents(texts[: settings.embedding.batch_size])  # first-call costs
     start = time.perf_counter()
     vectors = embedder.embed_documents(texts)
     return len(texts) / (time.perf_counter() - start), vectors

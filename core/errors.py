@@ -66,7 +66,8 @@ docstring does not name.
     │   ├── PromptTooLongError        assistant.prompt_too_long
     │   └── ConversationNotFoundError history.not_found
     └── LLMError                      llm.error, llm.config, llm.load, llm.chat_format,
-        │                             llm.context_overflow
+        │                             llm.context_overflow, llm.not_chat_model,
+        │                             llm.prompt_echo
         ├── LLMUnavailableError       llm.unreachable
         ├── LLMTimeoutError           llm.timeout
         └── ModelFileError            llm.model_file

@@ -1,8 +1,11 @@
 """The chunk data model every package agrees on (see docs/architecture.md).
 
 A point in the index is one chunk of one source file. Its id is deterministic (uuid5 of the
-document id and the chunk index) so a re-run never duplicates; its payload carries the fields
-below. ``allowed_groups`` empty means the chunk is retrievable by nobody (fail closed).
+document id and the chunk index) so a re-run never duplicates. Its payload keys are stable (the
+assistant, the UI and migrations read them; :func:`ingest.sync.points.payload` writes them):
+``doc_id``, ``path``, ``source``, ``chunk_index``, ``text``, ``section``, ``title``, ``page``,
+``allowed_groups``, ``classification``, ``content_hash``, ``mtime``, ``ingested_at``.
+``allowed_groups`` empty means the chunk is retrievable by nobody (fail closed).
 """
 
 from __future__ import annotations
@@ -13,23 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _NAMESPACE = uuid.UUID("6f1c4b7e-3a52-4c1e-9a7d-1e2f3a4b5c6d")
-
-# Payload keys (stable: the assistant, the UI and migrations read them).
-PAYLOAD_FIELDS = (
-    "doc_id",
-    "path",
-    "source",
-    "chunk_index",
-    "text",
-    "section",
-    "title",
-    "page",
-    "allowed_groups",
-    "classification",
-    "content_hash",
-    "mtime",
-    "ingested_at",
-)
 
 
 def payload_mtime(mtime_ns: int) -> float:

@@ -24,7 +24,7 @@ from assistant.evidence import Evidence, Scored, Tuning
 from assistant.prompt import Turn
 from assistant.sentences import Unit, split_units
 from assistant.types import Citation, Grounding, RetrievedChunk, SourceRef
-from ingest.encoding.embed import Embedder
+from ingest.encoding.base import Embedder
 
 _SHORT_WORDS = 20
 

@@ -24,8 +24,6 @@ from ingest.parsing.offline import prepare_unstructured
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _TEXT_KINDS = frozenset({"txt", "md", "rst", "org", "csv", "tsv", "html", "xml", "eml", "rtf"})
 _IMAGE_KINDS = frozenset({"png", "jpg", "tiff", "bmp", "heic", "webp"})
-_OFFICE_KINDS = frozenset({"docx", "pptx", "xlsx", "doc", "ppt", "xls"})
-
 # unstructured FileType name -> (our format name, what to call it in messages)
 _KINDS: dict[str, str] = {
     "PDF": "pdf",

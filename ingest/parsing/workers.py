@@ -30,7 +30,7 @@ from typing import Any
 
 from core.errors import IngestError, ParserUnavailableError
 from core.settings import IngestSettings
-from ingest.sync.faults import ENV as FAULTS_ENV
+from ingest.faults import ENV as FAULTS_ENV
 
 TIMEOUT = "ingest.timeout"
 WORKER_CRASHED = "ingest.worker_crashed"
@@ -49,7 +49,7 @@ PRELOAD = [
     "ingest.parsing.isolation",
     "ingest.parsing.chunk",
     "ingest.encoding.sparse",
-    "ingest.sync.faults",
+    "ingest.faults",
     "unstructured.file_utils.filetype",
     *(
         f"unstructured.partition.{m}"
@@ -75,9 +75,9 @@ def _worker_main(conn: Connection, settings_json: str, fault_spec: str | None) -
     else:
         os.environ[FAULTS_ENV] = fault_spec
     try:
+        from ingest import faults
         from ingest.encoding.sparse import encode_document
         from ingest.parsing.chunk import chunk_file
-        from ingest.sync import faults
 
         settings = IngestSettings.model_validate_json(settings_json)
     except Exception as exc:
@@ -136,9 +136,6 @@ class ParsePool:
 
     def busy(self) -> int:
         return len(self._slots) - self.idle()
-
-    def pids(self) -> list[int]:
-        return [s.process.pid for s in self._slots if s.process is not None and s.process.pid]
 
     def _start(self, slot: _Slot) -> None:
         parent, child = self._ctx.Pipe(duplex=True)

@@ -15,9 +15,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from core.db import session_scope
+from ingest import faults
 from ingest.index.base import VectorIndex
 from ingest.model import ids_for
-from ingest.sync import faults
 from ingest.sync.state import (
     DELETING,
     INDEXING,

@@ -35,6 +35,7 @@ from core.errors import (
     SyncInProgressError,
 )
 from core.settings import Settings
+from ingest.encoding.base import Embedder
 from ingest.index import open_index
 from ingest.index.base import VectorIndex
 from ingest.sync.cleanup import Cleanup
@@ -55,7 +56,7 @@ from ingest.sync.state import (
     utcnow,
 )
 from ingest.sync.summary import SyncSummary
-from ingest.sync.writer import EmbedderLike, Writer
+from ingest.sync.writer import Writer
 from policies.access import AccessRules
 
 __all__ = ["SyncProgress", "SyncSummary", "run_sync"]
@@ -104,7 +105,6 @@ def run_sync(
     workers: int | None = None,
     progress: ProgressFn | None = None,
     *,
-    embedder: EmbedderLike | None = None,
     retry_failed: bool = False,
     force: bool = False,
     allow_empty_root: bool = False,
@@ -139,7 +139,6 @@ def run_sync(
                 rules=rules,
                 workers=workers if workers is not None else settings.ingest.workers,
                 progress=progress,
-                embedder=embedder,
             )
             return run.execute(
                 took_over=previous is not None,
@@ -167,7 +166,6 @@ class _Run:
         rules: AccessRules,
         workers: int,
         progress: ProgressFn | None,
-        embedder: EmbedderLike | None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -178,7 +176,7 @@ class _Run:
         self.rules = rules
         self.workers = max(1, workers)
         self.progress = progress
-        self._embedder = embedder
+        self._embedder: Embedder | None = None
         self._embedder_ready = False
         self.summary = SyncSummary(source=source)
         self._last_progress = 0.0
@@ -187,7 +185,7 @@ class _Run:
         self._renamed_from: set[str] = set()
 
     # -- embedder + collection -----------------------------------------------------------------
-    def embedder(self) -> EmbedderLike:
+    def embedder(self) -> Embedder:
         if self._embedder is None:
             from ingest.encoding.embed import load_embedder
 

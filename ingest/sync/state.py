@@ -221,13 +221,11 @@ def ok_files_with_sha(session: Session, sha256: str) -> list[FileRecord]:
     return [FileRecord.of(r) for r in rows]
 
 
+MARK_SEEN_BATCH = 500  # ids per UPDATE ... IN (...): well below every database's bound
+
+
 def mark_seen(session: Session, file_ids: Sequence[int], run_id: int) -> None:
-    if file_ids:
-        session.execute(
-            update(FileRow).where(FileRow.id.in_(list(file_ids))).values(seen_run=run_id)
-        )
-
-
-def batched(items: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    """Record that this run saw the files (what is left unseen at the end is deleted)."""
+    for start in range(0, len(file_ids), MARK_SEEN_BATCH):
+        ids = list(file_ids[start : start + MARK_SEEN_BATCH])
+        session.execute(update(FileRow).where(FileRow.id.in_(ids)).values(seen_run=run_id))

@@ -50,7 +50,9 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
-class FileError:
+class RecentFileIssue:
+    """A file the last syncs skipped or failed, with the reason and when."""
+
     path: str
     status: str
     code: str | None
@@ -76,7 +78,7 @@ class SourceStatus:
     last_sync: RunInfo | None = None
     last_completed: RunInfo | None = None
     running: bool = False
-    recent_errors: list[FileError] = field(default_factory=list)
+    recent_errors: list[RecentFileIssue] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -151,7 +153,7 @@ def collect_status(settings: Settings) -> list[SourceStatus]:
                 at = as_utc(row.updated_at)
                 assert at is not None
                 st.recent_errors.append(
-                    FileError(row.rel_path, row.status, row.reason_code, row.message, at)
+                    RecentFileIssue(row.rel_path, row.status, row.reason_code, row.message, at)
                 )
             st.recent_errors.sort(key=lambda e: (e.status != FAILED, -e.at.timestamp()))
             del st.recent_errors[RECENT_ERRORS:]

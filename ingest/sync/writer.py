@@ -21,16 +21,16 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
 from core.db import session_scope
+from ingest import faults
 from ingest.index.base import VectorIndex
 from ingest.model import ChunkPoint, ids_for, payload_mtime
 from ingest.parsing.workers import ChunkData
-from ingest.sync import faults
-from ingest.sync.filerows import RowContext, write_file_row
+from ingest.sync.filerows import FileRowUpdate, RowContext, write_file_row
 from ingest.sync.plan import Index, NotIndexable, Refresh
 from ingest.sync.points import doc_id_of, moved_points, new_points
 from ingest.sync.state import (
@@ -44,13 +44,6 @@ from ingest.sync.state import (
 from ingest.sync.summary import FileIssue, SyncSummary
 
 UPSERT_BATCH = 256
-
-
-class EmbedderLike(Protocol):
-    dim: int
-    batch_size: int
-
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 @dataclass
@@ -68,6 +61,91 @@ class _Ready:
     item: Index
     points: list[ChunkPoint]
     reused: bool
+
+
+@dataclass
+class _Group:
+    """What one commit group writes: files to (re)index, files that end without points
+    (``gone``: skipped, failed, no longer indexable), content-unchanged files whose stat fields
+    or access changed (``refresh``), and ids of files left exactly as they were."""
+
+    ready: list[_Ready]
+    gone: list[NotIndexable]
+    refresh: list[Refresh]
+    unchanged: list[int]
+
+    def gone_from_index(self) -> list[NotIndexable]:
+        """Gone files that may still have points in the index (they must be deleted)."""
+        return [g for g in self.gone if g.record is not None and _may_have_points(g.record)]
+
+    def payload_refresh(self) -> list[Refresh]:
+        """Refreshed files whose points' payload must be rewritten."""
+        return [
+            f
+            for f in self.refresh
+            if f.record.status == OK and f.record.chunk_count and f.payload_changed
+        ]
+
+    def touches_index(self) -> bool:
+        return bool(self.ready or self.gone_from_index() or self.payload_refresh())
+
+    def intent_rows(self) -> list[FileRowUpdate]:
+        """Step 1: every document the index writes touch is marked ``indexing`` (new hash,
+        stat fields and access already in place), so a crash leaves it to be redone."""
+        return (
+            [_ready_row(r, intent=True) for r in self.ready]
+            + [_gone_row(g, intent=True) for g in self.gone_from_index()]
+            + [_refresh_row(f, intent=True) for f in self.payload_refresh()]
+        )
+
+    def final_rows(self, indexed_at: datetime) -> list[FileRowUpdate]:
+        """Step 4: the states the files end in."""
+        return (
+            [_ready_row(r, intent=False, indexed_at=indexed_at) for r in self.ready]
+            + [_gone_row(g, intent=False) for g in self.gone]
+            + [_refresh_row(f, intent=False) for f in self.refresh]
+        )
+
+
+def _ready_row(r: _Ready, *, intent: bool, indexed_at: datetime | None = None) -> FileRowUpdate:
+    """Indexed with ``len(r.points)`` chunks: ``ok`` once the points are durable."""
+    return FileRowUpdate(
+        entry=r.item.entry,
+        record=r.item.record,
+        sha256=r.item.sha256,
+        access=r.item.access,
+        status=INDEXING if intent else OK,
+        chunk_count=len(r.points),
+        indexed_at=indexed_at,
+    )
+
+
+def _gone_row(g: NotIndexable, *, intent: bool) -> FileRowUpdate:
+    """No points: ``skipped``/``failed`` with the file's reason once its old points are gone."""
+    return FileRowUpdate(
+        entry=g.entry,
+        record=g.record,
+        sha256=g.sha256,
+        access=g.access,
+        status=INDEXING if intent else g.status,
+        chunk_count=0,
+        code=None if intent else g.code,
+        message=None if intent else g.message,
+        rel_path=g.rel_path,
+    )
+
+
+def _refresh_row(f: Refresh, *, intent: bool) -> FileRowUpdate:
+    """Content unchanged (same hash, same chunks): the final row keeps its state and reason."""
+    return FileRowUpdate(
+        entry=f.entry,
+        record=f.record,
+        sha256=f.record.sha256,
+        access=f.access,
+        status=INDEXING if intent else f.record.status,
+        chunk_count=f.record.chunk_count,
+        keep_reason=not intent,
+    )
 
 
 class Writer:
@@ -183,135 +261,57 @@ class Writer:
                 return
 
     def _commit_group(self) -> None:
+        group = self._take_group()
+        if group.touches_index():
+            self._write_rows(group.intent_rows())  # 1. intent
+            faults.reach("intent")
+            self._index_writes(group)  # 2. index
+            faults.reach("upsert")
+            self.index.flush()  # 3. flush
+        self._write_rows(group.final_rows(indexed_at=utcnow()), seen=group.unchanged)  # 4. commit
+        faults.reach("commit")
+        self._count(group)
+
+    def _take_group(self) -> _Group:
+        """The next group: ready files up to ``group_chunks`` chunks (at least one file), and
+        everything else that is pending."""
         cut, size = 0, 0
         while cut < len(self._ready) and (cut == 0 or size < self.group_chunks):
             size += len(self._ready[cut].points)
             cut += 1
-        ready, self._ready = self._ready[:cut], self._ready[cut:]
+        group = _Group(
+            ready=self._ready[:cut],
+            gone=self._not_indexable,
+            refresh=self._refresh,
+            unchanged=self._unchanged,
+        )
+        self._ready = self._ready[cut:]
         self._ready_chunks -= size
-        gone, self._not_indexable = self._not_indexable, []
-        refresh, self._refresh = self._refresh, []
-        unchanged, self._unchanged = self._unchanged, []
+        self._not_indexable, self._refresh, self._unchanged = [], [], []
         self._group_started = time.monotonic()
-        touching_refresh = [
-            r
-            for r in refresh
-            if r.record.status == OK and r.record.chunk_count and r.payload_changed
-        ]
-        touching_gone = [g for g in gone if g.record is not None and _may_have_points(g.record)]
+        return group
 
-        if ready or touching_refresh or touching_gone:
-            with session_scope(self.engine) as s:  # 1. intent
-                for r in ready:
-                    write_file_row(
-                        self.rows,
-                        s,
-                        r.item.entry,
-                        r.item.record,
-                        r.item.sha256,
-                        r.item.access,
-                        INDEXING,
-                        len(r.points),
-                        None,
-                        None,
-                    )
-                for g in touching_gone:
-                    write_file_row(
-                        self.rows,
-                        s,
-                        g.entry,
-                        g.record,
-                        g.sha256,
-                        g.access,
-                        INDEXING,
-                        0,
-                        None,
-                        None,
-                        rel_path=g.rel_path,
-                    )
-                for f in touching_refresh:
-                    write_file_row(
-                        self.rows,
-                        s,
-                        f.entry,
-                        f.record,
-                        f.record.sha256,
-                        f.access,
-                        INDEXING,
-                        f.record.chunk_count,
-                        None,
-                        None,
-                    )
-            faults.reach("intent")
-            self._index_writes(ready, touching_gone, touching_refresh)  # 2.
-            faults.reach("upsert")
-            self.index.flush()  # 3.
+    def _write_rows(self, rows: list[FileRowUpdate], seen: Sequence[int] = ()) -> None:
+        """One transaction: these file rows, and ``seen`` marked as seen by this run."""
+        with session_scope(self.engine) as s:
+            for row in rows:
+                write_file_row(self.rows, s, row)
+            mark_seen(s, seen, self.run_id)
 
-        now = utcnow()
-        with session_scope(self.engine) as s:  # 4. commit
-            for r in ready:
-                write_file_row(
-                    self.rows,
-                    s,
-                    r.item.entry,
-                    r.item.record,
-                    r.item.sha256,
-                    r.item.access,
-                    OK,
-                    len(r.points),
-                    None,
-                    None,
-                    indexed_at=now,
-                )
-            for g in gone:
-                write_file_row(
-                    self.rows,
-                    s,
-                    g.entry,
-                    g.record,
-                    g.sha256,
-                    g.access,
-                    g.status,
-                    0,
-                    g.code,
-                    g.message,
-                    rel_path=g.rel_path,
-                )
-            for f in refresh:
-                write_file_row(
-                    self.rows,
-                    s,
-                    f.entry,
-                    f.record,
-                    f.record.sha256,
-                    f.access,
-                    f.record.status,
-                    f.record.chunk_count,
-                    None,
-                    None,
-                    keep_reason=True,
-                )
-            for chunk in _batched(unchanged, 500):
-                mark_seen(s, chunk, self.run_id)
-        faults.reach("commit")
-        self._count(ready, gone, refresh)
-
-    def _index_writes(
-        self, ready: list[_Ready], gone: list[NotIndexable], refresh: list[Refresh]
-    ) -> None:
-        points = [p for r in ready for p in r.points]
+    def _index_writes(self, group: _Group) -> None:
+        points = [p for r in group.ready for p in r.points]
         for start in range(0, len(points), UPSERT_BATCH):
             self.index.upsert(points[start : start + UPSERT_BATCH])
         stale: list[str] = []
-        for r in ready:
+        for r in group.ready:
             doc_id = doc_id_of(self.source, r.item)
             stale += self._stale_ids(doc_id, r.item.record, {p.id for p in r.points})
-        for g in gone:
+        for g in group.gone_from_index():
             assert g.record is not None
             stale += self._stale_ids(g.record.doc_id, g.record, set())
         for start in range(0, len(stale), UPSERT_BATCH):
             self.index.delete(stale[start : start + UPSERT_BATCH])
-        for f in refresh:
+        for f in group.payload_refresh():
             self.index.set_payload(
                 ids_for(f.record.doc_id, 0, f.record.chunk_count),
                 {
@@ -332,9 +332,9 @@ class Writer:
             return []
         return sorted(old - keep)
 
-    def _count(self, ready: list[_Ready], gone: list[NotIndexable], refresh: list[Refresh]) -> None:
+    def _count(self, group: _Group) -> None:
         sm = self.summary
-        for r in ready:
+        for r in group.ready:
             sm.chunks += len(r.points)
             if r.item.rename:
                 sm.renamed += 1
@@ -342,9 +342,9 @@ class Writer:
                 sm.added += 1
             else:
                 sm.updated += 1
-        for g in gone:
+        for g in group.gone:
             sm.add_issue(g.status, FileIssue(g.rel_path, g.code, g.message))
-        for f in refresh:
+        for f in group.refresh:
             if f.access_changed and f.record.status == OK and f.record.chunk_count:
                 sm.permissions_updated += 1
             else:
@@ -355,7 +355,3 @@ def _may_have_points(record: FileRecord) -> bool:
     if record.status == OK:
         return record.chunk_count > 0
     return record.status in (INDEXING, DELETING)
-
-
-def _batched(items: list[int], size: int) -> list[list[int]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

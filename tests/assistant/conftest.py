@@ -23,7 +23,9 @@ def gguf_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_chat(gguf_path: Path) -> Iterator[LlamaCppChat]:
     """The packaged Gemma 3 270M through llama-cpp-python (context 2048 to keep tests light)."""
-    yield LlamaCppChat(model_path=str(gguf_path), n_ctx=2048, max_tokens=32, timeout_s=60)
+    chat = LlamaCppChat(model_path=str(gguf_path), n_ctx=2048, max_tokens=32, timeout_s=60)
+    chat.warm_up()
+    yield chat
 
 
 @pytest.fixture(scope="session")

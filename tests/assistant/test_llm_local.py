@@ -1,4 +1,5 @@
-"""The embedded backend: the real Gemma 3 270M GGUF through llama-cpp-python."""
+"""The embedded backend: the real Gemma 3 270M GGUF through llama-cpp-python in-process (the
+ChatModel contract, and what only an in-process model does)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,30 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from assistant.gguf import read_metadata
 from assistant.llama_local import LlamaCppChat
-from assistant.llm import ChatLLM, StreamStats
+from assistant.llm import ChatLLM, ChatModel, load_llm
 from core.errors import LLMError, LLMTimeoutError, ModelFileError
+from core.settings import load_settings
+from tests.assistant.contract import CONTEXT, MODEL_NAME, ChatModelContract
 
 MSGS = [SystemMessage(content="Answer briefly."), HumanMessage(content="Name a colour.")]
+
+
+class TestLlamaCppInProcess(ChatModelContract):
+    @pytest.fixture(scope="class")
+    def chat_model(self, tmp_path_factory: pytest.TempPathFactory, gguf_path: Path) -> ChatModel:
+        settings = load_settings(
+            data_dir=tmp_path_factory.mktemp("llm"),
+            llm={
+                "backend": "llama_cpp",
+                "model_path": str(gguf_path),
+                "model_name": MODEL_NAME,
+                "context_window": CONTEXT,
+            },
+        )
+        return load_llm(settings)
+
+    def test_token_counts_are_exact(self, chat_model: ChatModel) -> None:
+        assert chat_model.exact_tokens is True
 
 
 def _wrap(chat: LlamaCppChat) -> ChatLLM:
@@ -54,14 +75,6 @@ def test_system_rules_reach_the_prompt(small_chat: LlamaCppChat) -> None:
     assert "Answer briefly." in text and "Name a colour." in text
     assert text.rstrip().endswith("<start_of_turn>model")
     assert "<end_of_turn>" in stops
-
-
-def test_streams_tokens_and_reports_usage(small_chat: LlamaCppChat) -> None:
-    stats = StreamStats()
-    pieces = list(_wrap(small_chat).stream(MSGS, 12, stats))
-    assert len(pieces) >= 2 and "".join(pieces).strip()
-    assert stats.prompt_tokens == small_chat.count_tokens(MSGS)
-    assert 1 <= stats.completion_tokens <= 12
 
 
 def test_langchain_invoke_returns_a_message(small_chat: LlamaCppChat) -> None:
@@ -126,5 +139,26 @@ def test_prompt_plus_answer_over_the_context_is_refused(small_chat: LlamaCppChat
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    chat = LlamaCppChat(model_path=str(tmp_path / "nope.gguf"))  # creating loads nothing
     with pytest.raises(LLMError, match="model file not found"):
-        LlamaCppChat(model_path=str(tmp_path / "nope.gguf"))
+        chat.warm_up()
+
+
+def test_creating_loads_nothing_until_warm_up(gguf_path: Path) -> None:
+    """Heavy loading is explicit: neither creating the model nor reading a property loads it."""
+    chat = LlamaCppChat(model_path=str(gguf_path), n_ctx=512)
+    assert chat.llama is None
+    with pytest.raises(LLMError, match=r"warm_up\(\)"):
+        chat.count_tokens(MSGS)
+    chat.warm_up()
+    assert chat.llama is not None and chat.count_tokens(MSGS) > 0
+
+
+def test_each_configuration_gets_its_own_model(tmp_path: Path, gguf_path: Path) -> None:
+    """Two configurations of one GGUF that differ in the model's name are two models: the
+    licence gate and the audit log must see the configured name."""
+    llm = {"model_path": str(gguf_path), "context_window": 512}
+    a = load_llm(load_settings(data_dir=tmp_path, llm={**llm, "model_name": "first-name"}))
+    b = load_llm(load_settings(data_dir=tmp_path, llm={**llm, "model_name": "second-name"}))
+    assert (a.model_id, b.model_id) == ("first-name", "second-name")
+    assert load_llm(load_settings(data_dir=tmp_path, llm={**llm, "model_name": "first-name"})) is a

@@ -1,4 +1,5 @@
-"""The server backend (langchain-openai) against real local HTTP servers."""
+"""The server backend (langchain-openai) against real local HTTP servers: the ChatModel contract
+on llama-cpp-python's OpenAI-compatible server, and the failures only a server has."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from assistant.llm import StreamStats, estimate_tokens, load_llm
+from assistant.llm import ChatLLM, ChatModel, estimate_tokens, load_llm
 from core.errors import LLMTimeoutError, LLMUnavailableError
 from core.settings import load_settings
+from tests.assistant.contract import CONTEXT, MODEL_NAME, ChatModelContract
 
 MSGS: list[BaseMessage] = [HumanMessage(content="Say hello.")]
 
@@ -27,16 +29,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _server_llm(tmp_path: Path, port: int, timeout_s: float = 20.0):  # type: ignore[no-untyped-def]
+def _server_llm(
+    tmp_path: Path, port: int, timeout_s: float = 20.0, model_name: str | None = None
+) -> ChatLLM:
     settings = load_settings(
         data_dir=tmp_path,
         llm={
             "backend": "openai",
             "base_url": f"http://127.0.0.1:{port}/v1",
-            "model_name": f"test-model-{port}",
+            "model_name": model_name or f"test-model-{port}",
             "timeout_s": timeout_s,
             "max_retries": 1,
-            "context_window": 2048,
+            "context_window": CONTEXT,
         },
     )
     return load_llm(settings)
@@ -128,31 +132,24 @@ def llama_server(gguf_path: Path) -> Iterator[int]:
 
 
 @pytest.mark.slow
-def test_streams_from_a_real_openai_compatible_server(tmp_path: Path, llama_server: int) -> None:
-    llm = _server_llm(tmp_path, llama_server)
-    pieces = list(llm.stream(MSGS, 12, StreamStats()))
-    assert len(pieces) >= 2  # streamed in pieces, not one blob
-    assert "".join(pieces).strip()
-    assert llm.exact_tokens is False  # the server tokenizes; we budget with an estimate
-    assert estimate_tokens(MSGS) > 0
+class TestOpenAICompatibleServer(ChatModelContract):
+    # llama-cpp-python's server sends no usage in a stream, although ChatOpenAI asks for it
+    reports_usage = False
+
+    @pytest.fixture(scope="class")
+    def chat_model(self, tmp_path_factory: pytest.TempPathFactory, llama_server: int) -> ChatModel:
+        return _server_llm(tmp_path_factory.mktemp("llm"), llama_server, model_name=MODEL_NAME)
+
+    def test_token_counts_are_an_estimate(self, chat_model: ChatModel) -> None:
+        assert chat_model.exact_tokens is False  # the server tokenizes; we budget with an estimate
+        assert estimate_tokens(MSGS) > 0
 
 
-@pytest.mark.slow
-def test_concurrent_requests_to_the_server(tmp_path: Path, llama_server: int) -> None:
-    llm = _server_llm(tmp_path, llama_server)
-    out: list[list[str]] = []
-    errors: list[BaseException] = []
-
-    def ask() -> None:
-        try:
-            out.append(list(llm.stream(MSGS, 6)))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=ask) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors
-    assert len(out) == 3 and all(len(pieces) >= 1 for pieces in out)
+def test_each_configuration_gets_its_own_client(tmp_path: Path) -> None:
+    """load_llm shares a model per configuration, not per server: a second configuration with
+    another timeout must not get the first one's client (nothing is contacted here)."""
+    port = _free_port()
+    first = _server_llm(tmp_path, port, timeout_s=5.0)
+    assert _server_llm(tmp_path, port, timeout_s=5.0) is first
+    other = _server_llm(tmp_path, port, timeout_s=9.0)
+    assert (first.timeout_s, other.timeout_s) == (5.0, 9.0)

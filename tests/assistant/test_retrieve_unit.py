@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from assistant.retrieve import Retriever, diversify
@@ -40,6 +41,17 @@ class FakeIndex:
 
 
 class FakeEmbedder:
+    """Speaks the Embedder protocol with one fixed vector (the real model: tests/encoding)."""
+
+    model_id = "fake"
+    dim = 2
+
+    def warm_up(self) -> None:
+        pass
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[1.0, 0.0] for _ in texts]
+
     def embed_query(self, text: str) -> list[float]:
         return [1.0, 0.0]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.errors import StoreLockedError
 from ingest.index import open_index
-from tests.index.conftest import DIM, chunk, settings_for
+from tests.index.data import DIM, chunk, settings_for
 
 
 def main(argv: list[str]) -> None:

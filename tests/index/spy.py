@@ -1,48 +1,43 @@
 """Wraps an index's engine handle and checks every scoring call carries the caller's ACL filter.
 
-Edge: the ``EdgeShard`` is replaced by a proxy; qdrant-client: the ``QdrantClient``. A search
-that reaches the engine through any method that scores or returns points (query, search,
-batch, scroll, retrieve, ...) is recorded and checked: the top-level request and every prefetch
+Each engine is described by an :class:`Engine`: the index attribute that holds its handle (Edge:
+the ``EdgeShard`` in ``_shard``; qdrant-client: the ``QdrantClient`` in ``client``), the methods
+that score or return points, and the check of one such call. A search that reaches the engine
+through any of those methods is recorded and checked: the top-level request and every prefetch
 must have a ``must`` condition ``allowed_groups`` any-of the caller's groups, and nothing else
-that returns payload may be called during a search.
+that returns payload may be called during a search. A backend on another engine describes its
+engine the same way, beside its contract subclass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import qdrant_edge as qe
 from qdrant_client import models
 
-READ_METHODS = {
-    # edge
-    "query",
-    "query_batch",
-    "search",
-    "scroll",
-    "retrieve",
-    "facet",
-    "count",
-    # qdrant-client
-    "query_points",
-    "query_batch_points",
-    "query_points_groups",
-    "search_batch",
-    "recommend",
-    "discover",
-    "search_groups",
-    "search_matrix_pairs",
-    "search_matrix_offsets",
-}
+CheckFn = Callable[[str, tuple[Any, ...], dict[str, Any], frozenset[str]], None]
 
 
 class MissingAclFilter(AssertionError):
     pass
 
 
+@dataclass(frozen=True)
+class Engine:
+    """Where an index keeps its engine handle, which engine calls read points, how to check one."""
+
+    attr: str
+    reads: frozenset[str]
+    check: CheckFn
+
+
 class EngineSpy:
-    def __init__(self, target: Any, groups: frozenset[str] | None = None) -> None:
+    def __init__(self, target: Any, engine: Engine, groups: frozenset[str] | None = None) -> None:
         self._target = target
+        self.engine = engine
         self.groups = groups
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self.forbid_all = False
@@ -56,8 +51,8 @@ class EngineSpy:
             if self.forbid_all:
                 raise AssertionError(f"engine touched: {name}")
             self.calls.append((name, args, kwargs))
-            if name in READ_METHODS and self.groups is not None:
-                check_call(name, args, kwargs, self.groups)
+            if name in self.engine.reads and self.groups is not None:
+                self.engine.check(name, args, kwargs, self.groups)
             return attr(*args, **kwargs)
 
         return wrapper
@@ -108,44 +103,74 @@ def _client_prefetch_ok(pf: Any, groups: frozenset[str]) -> bool:
     return all(_client_prefetch_ok(p, groups) for p in nested)
 
 
-def check_call(
+def check_edge_call(
     name: str, args: tuple[Any, ...], kwargs: dict[str, Any], groups: frozenset[str]
 ) -> None:
-    """Raise MissingAclFilter unless this engine read carries the ACL filter everywhere."""
+    """Raise MissingAclFilter unless this Edge read carries the ACL filter everywhere."""
     edge_reqs = [a for a in args if isinstance(a, (qe.QueryRequest, qe.SearchRequest))]
     batch = [a for a in args if isinstance(a, qe.QueryBatchRequest)]
     for b in batch:
         edge_reqs.extend(b.queries)
-    if edge_reqs:
-        for req in edge_reqs:
-            if not _edge_request_ok(req, groups):
-                raise MissingAclFilter(f"{name}: Edge request without the ACL filter: {req!r}")
-        return
-    if name in {"query_points", "query_points_groups"}:
-        if not _client_filter_ok(kwargs.get("query_filter"), groups):
-            raise MissingAclFilter(f"{name}: query_filter lacks the ACL filter: {kwargs!r}")
-        prefetch = kwargs.get("prefetch") or []
-        prefetch = prefetch if isinstance(prefetch, list) else [prefetch]
-        for pf in prefetch:
-            if not _client_prefetch_ok(pf, groups):
-                raise MissingAclFilter(f"{name}: prefetch without the ACL filter: {pf!r}")
-        return
-    raise MissingAclFilter(f"search reached the engine through {name}, which the spy cannot verify")
+    if not edge_reqs:
+        raise MissingAclFilter(
+            f"search reached the engine through {name}, which the spy cannot verify"
+        )
+    for req in edge_reqs:
+        if not _edge_request_ok(req, groups):
+            raise MissingAclFilter(f"{name}: Edge request without the ACL filter: {req!r}")
 
 
-def install(index: Any, groups: frozenset[str] | None) -> EngineSpy:
-    """Swap the index's engine handle for a spy (Edge: ``_shard``; qdrant-client: ``client``)."""
-    if hasattr(index, "_shard"):
-        spy = EngineSpy(index._shard, groups)
-        index._shard = spy
-    else:
-        spy = EngineSpy(index.client, groups)
-        index.client = spy
+def check_client_call(
+    name: str, args: tuple[Any, ...], kwargs: dict[str, Any], groups: frozenset[str]
+) -> None:
+    """Raise MissingAclFilter unless this qdrant-client read carries the ACL filter everywhere."""
+    if name not in {"query_points", "query_points_groups"}:
+        raise MissingAclFilter(
+            f"search reached the engine through {name}, which the spy cannot verify"
+        )
+    if not _client_filter_ok(kwargs.get("query_filter"), groups):
+        raise MissingAclFilter(f"{name}: query_filter lacks the ACL filter: {kwargs!r}")
+    prefetch = kwargs.get("prefetch") or []
+    prefetch = prefetch if isinstance(prefetch, list) else [prefetch]
+    for pf in prefetch:
+        if not _client_prefetch_ok(pf, groups):
+            raise MissingAclFilter(f"{name}: prefetch without the ACL filter: {pf!r}")
+
+
+EDGE = Engine(
+    attr="_shard",
+    reads=frozenset({"query", "query_batch", "search", "scroll", "retrieve", "facet", "count"}),
+    check=check_edge_call,
+)
+QDRANT_CLIENT = Engine(
+    attr="client",
+    reads=frozenset(
+        {
+            "query_points",
+            "query_batch_points",
+            "query_points_groups",
+            "search_batch",
+            "recommend",
+            "discover",
+            "search_groups",
+            "search_matrix_pairs",
+            "search_matrix_offsets",
+            "scroll",
+            "retrieve",
+            "facet",
+            "count",
+        }
+    ),
+    check=check_client_call,
+)
+
+
+def install(index: Any, engine: Engine, groups: frozenset[str] | None) -> EngineSpy:
+    """Swap the index's engine handle for a spy."""
+    spy = EngineSpy(getattr(index, engine.attr), engine, groups)
+    setattr(index, engine.attr, spy)
     return spy
 
 
 def uninstall(index: Any, spy: EngineSpy) -> None:
-    if hasattr(index, "_shard"):
-        index._shard = spy._target
-    else:
-        index.client = spy._target
+    setattr(index, spy.engine.attr, spy._target)

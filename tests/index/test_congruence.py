@@ -11,7 +11,7 @@ import pytest
 from ingest.encoding.sparse import encode_query
 from ingest.index import VectorIndex, open_index
 from ingest.model import ChunkPoint
-from tests.index.conftest import chunk, settings_for, unit
+from tests.index.data import chunk, settings_for, unit
 
 DIM = 32
 _VOCAB = (

@@ -1,4 +1,6 @@
-"""The embedded store is single-process, refuses cleanly, and survives kill -9 after flush()."""
+"""The embedded stores (Qdrant Edge, and qdrant-client's local mode) are single-process, refuse
+a second opener cleanly, and survive kill -9 after flush(). A Qdrant server serves any number of
+processes, so this is not part of the VectorIndex contract (tests/index/contract.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,21 @@ from core.errors import StoreLockedError
 from ingest.encoding.sparse import encode_query
 from ingest.index import open_index
 from ingest.model import ChunkPoint
-from tests.index.conftest import DIM, chunk, settings_for
+from tests.index.data import DIM, chunk, make_corpus, settings_for
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
+SINGLE_PROCESS_STORES = ("edge", "local")
+
+
+@pytest.fixture(params=SINGLE_PROCESS_STORES)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def corpus() -> list[ChunkPoint]:
+    return make_corpus()
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:

@@ -1,7 +1,7 @@
 """kill -9 at any moment, then re-run: the index ends exactly as a clean sync would.
 
 Real ``ingest sync`` child processes are killed by SIGKILL (through the fault points of
-``ingest.sync.faults`` and at random moments); the reference is a clean sync of the same tree into a
+``ingest.faults`` and at random moments); the reference is a clean sync of the same tree into a
 fresh data dir. Compared: point ids, payload hashes (without ``ingested_at``) and vectors.
 """
 

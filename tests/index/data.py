@@ -1,26 +1,25 @@
-"""Fixtures for the index contract suite: every test runs on Qdrant Edge and on qdrant-client's
-local mode (which speaks the server API), opened through the real factory."""
+"""Test data of the index tests: chunk points, a small corpus with access groups, and the
+settings that open each backend's store under a directory."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from core.settings import Settings
 from ingest.encoding.sparse import encode_document, encode_query
-from ingest.index import VectorIndex, open_index
+from ingest.index import VectorIndex
 from ingest.model import ChunkPoint, Hit, make_doc_id, make_point_id
 
-BACKENDS = ("edge", "local")
 DIM = 16
+EVERYONE = frozenset({"hr", "eng", "admin", "it"})
+MODES = ("dense", "lexical", "hybrid")
 
 
 def settings_for(kind: str, root: Path) -> Settings:
+    """``edge``: Qdrant Edge; ``local``: qdrant-client's local mode (speaks the server API)."""
     if kind == "edge":
         return Settings(data_dir=root, index={"backend": "edge"})
     return Settings(data_dir=root, index={"backend": "qdrant", "qdrant_path": root / "qdrant"})
@@ -107,8 +106,8 @@ CORPUS = [
 ]
 
 
-@pytest.fixture
-def corpus() -> list[ChunkPoint]:
+def make_corpus() -> list[ChunkPoint]:
+    """The eight chunks of :data:`CORPUS` (the same vectors on every call)."""
     rng = random.Random(7)
     counters: dict[str, int] = {}
     points = []
@@ -117,39 +116,6 @@ def corpus() -> list[ChunkPoint]:
         counters[path] = i + 1
         points.append(chunk(rng, source=source, path=path, index=i, text=text, groups=groups))
     return points
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def opener(tmp_path: Path, backend: str) -> Iterator[Callable[[], VectorIndex]]:
-    """Opens the backend's store under tmp_path (the same store on every call); closes all."""
-    opened: list[VectorIndex] = []
-
-    def _open() -> VectorIndex:
-        idx = open_index(settings_for(backend, tmp_path))
-        opened.append(idx)
-        return idx
-
-    yield _open
-    for idx in opened:
-        idx.close()
-
-
-@pytest.fixture
-def index(opener: Callable[[], VectorIndex], corpus: list[ChunkPoint]) -> VectorIndex:
-    idx = opener()
-    idx.ensure_collection(DIM)
-    idx.upsert(corpus)
-    idx.flush()
-    return idx
-
-
-EVERYONE = frozenset({"hr", "eng", "admin", "it"})
-MODES = ("dense", "lexical", "hybrid")
 
 
 def by_path(points: list[ChunkPoint], path: str, i: int = 0) -> ChunkPoint:
