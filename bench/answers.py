@@ -35,6 +35,7 @@ from typing import Any
 from assistant.answerers.base import Answerer, Draft
 from assistant.types import RetrievedChunk
 from bench.devset.check_employee_set import normalise
+from core.errors import EnclaveError
 from policies.identity import Principal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +70,11 @@ def evaluate(
     for item in items:
         chunks = retrieved[item["id"]]
         t0 = time.perf_counter()
-        draft = run_answerer(answerer, item["question"], chunks)
+        try:
+            draft = run_answerer(answerer, item["question"], chunks)
+            withheld = None
+        except EnclaveError as exc:  # e.g. llm.prompt_echo: the user would get a refusal
+            draft, withheld = Draft(text=""), exc.code
         took = time.perf_counter() - t0
         cited = [c.path for c in draft.citations]
         records.append(
@@ -78,6 +83,7 @@ def evaluate(
                 "answerable": item["answerable"],
                 "question": item["question"],
                 "abstained": draft.abstained,
+                "withheld": withheld,
                 "support": round(draft.support, 4),
                 "facts": bool(item["answerable"])
                 and not draft.abstained
@@ -109,6 +115,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "gold_retrieved": share(pos, "gold_retrieved"),
         "unanswerable_declined": share(neg, "abstained"),
         "answerable_declined": share(pos, "abstained"),
+        "withheld": share(records, "withheld"),
         "p50_ms": round(statistics.median(ms), 2),
         "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 2),
     }

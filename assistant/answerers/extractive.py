@@ -145,7 +145,7 @@ def _merge(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
 
 
 def where(chunk: RetrievedChunk) -> str:
-    """"Title (section)": the document's title and the most specific heading of the chunk."""
+    """ "Title (section)": the document's title and the most specific heading of the chunk."""
     title = chunk.title or chunk.path.rsplit("/", 1)[-1]
     title = title[:1].upper() + title[1:]
     section = (chunk.section or "").split(" > ")[-1].strip()

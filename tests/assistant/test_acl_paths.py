@@ -71,7 +71,7 @@ def test_every_assistant_path_carries_the_filter(
             "assistant.search": lambda: a.search(q, bob),
             "assistant.ask": lambda: a.ask(q, bob),
             "assistant.ask_stream": lambda: list(a.ask_stream(q, bob)),
-            "assistant.ask.abstain": lambda: a.ask("Which wine goes best with grilled salmon?", bob),
+            "assistant.ask.abstain": lambda: a.ask("Which wine goes with grilled salmon?", bob),
         }
         for name, run in paths.items():
             calls.clear()

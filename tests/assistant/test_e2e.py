@@ -119,9 +119,7 @@ def test_a_planted_instruction_is_never_quoted(assistant: Assistant, facts: Any)
 
 
 def test_abstains_when_no_passage_carries_the_question(assistant: Assistant) -> None:
-    answer = assistant.ask(
-        "Which wine goes best with grilled salmon?", who(assistant, "bob")
-    )
+    answer = assistant.ask("Which wine goes best with grilled salmon?", who(assistant, "bob"))
     assert answer.abstained and not answer.refused
     assert answer.answer == ABSTAIN_MESSAGE and answer.reason_code == "answer.no_support"
     assert answer.citations == []
