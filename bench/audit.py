@@ -9,8 +9,8 @@ masking on). Measured in the same run and database:
 
 - ``baseline``: the same rows inserted one transaction each without head lock or hash;
 - ``before``: the previous append (head lock, sha256 chain, no signature, no external anchor),
-  replayed here statement for statement, 1 writer (its records form the unsigned prefix an
-  upgraded log has);
+  replayed here statement for statement into a second fresh database of the same kind, 1
+  writer, alternating with ``after`` in halves so a load change during the run hits both;
 - ``after``: :meth:`AuditLog.append` as shipped (ed25519 signature per record, anchor line to
   the default anchor file), by 1 writer, 8 writer threads and 8 writer processes; and 1 writer
   with a second database as an extra anchor store;
@@ -41,12 +41,12 @@ from sqlalchemy import create_engine, insert, text
 
 from core.db import dispose_engines
 from core.settings import load_settings
-from policies.audit import begin_locked
+from policies.audit import _INSERT_RECORD, _UPDATE_HEAD, begin_locked
 from policies.audit_chain import GENESIS, ChainWalker, canonical_json, chain_hash, record_dict
 from policies.decision import Decision
 from policies.identity import Principal
 from policies.service import PolicyService
-from policies.tables import AuditHead, AuditRecordRow
+from policies.tables import AuditRecordRow
 
 QUESTION = (
     "What is the notice period for terminating a supplier contract, and who must sign it? "
@@ -115,15 +115,10 @@ def _append_before(svc: PolicyService, i: int) -> None:
         )
         row.hash = chain_hash(head.last_hash, record_dict(row))
         conn.execute(
-            insert(AuditRecordRow).values(
-                values | {"id": row.id, "ts": row.ts, "prev_hash": row.prev_hash, "hash": row.hash}
-            )
+            _INSERT_RECORD,
+            values | {"id": row.id, "ts": row.ts, "prev_hash": row.prev_hash, "hash": row.hash},
         )
-        conn.execute(
-            AuditHead.__table__.update()  # type: ignore[attr-defined]
-            .where(AuditHead.id == 1)
-            .values(last_id=row.id, last_hash=row.hash)
-        )
+        conn.execute(_UPDATE_HEAD, {"new_id": row.id, "new_hash": row.hash})
         conn.commit()
 
 
@@ -137,9 +132,10 @@ def _verify_before(svc: PolicyService) -> int:
     return walker.checked
 
 
-def _config(tmp: Path, db_url: str | None, anchor_db_url: str | None = None) -> Path:
-    cfg = tmp / ("enclave-anchor-db.toml" if anchor_db_url else "enclave.toml")
-    lines = [f'data_dir = "{tmp / "data"}"']
+def _config(tmp: Path, name: str, db_url: str | None, anchor_db_url: str | None = None) -> Path:
+    """A config named ``name``; its data dir (keys, anchor file) is per log, not per config."""
+    cfg = tmp / f"{name}.toml"
+    lines = [f'data_dir = "{tmp / name.removesuffix("-anchor-db")}"']
     if db_url:
         lines.append(f'database_url = "{db_url}"')
     if anchor_db_url:
@@ -149,16 +145,23 @@ def _config(tmp: Path, db_url: str | None, anchor_db_url: str | None = None) -> 
 
 
 @contextmanager
-def _database(kind: str, pg_base: str | None) -> Iterator[tuple[Path, Path]]:
-    """Config files for a fresh database: plain, and with a second database as anchor store."""
+def _database(kind: str, pg_base: str | None) -> Iterator[tuple[Path, Path, Path]]:
+    """Config files on fresh databases: the log (and, in a second config, the same log with a
+    second database as extra anchor store), and a separate log for the previous release's
+    appends (unsigned records may not follow signed ones in one chain)."""
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+        t = Path(tmp)
         if kind == "sqlite":
-            anchors = f"sqlite:///{Path(tmp) / 'anchors.db'}"
-            yield _config(Path(tmp), None), _config(Path(tmp), None, anchors)
+            main = f"sqlite:///{t / 'main.db'}"
+            yield (
+                _config(t, "main", main),
+                _config(t, "main-anchor-db", main, f"sqlite:///{t / 'anchors.db'}"),
+                _config(t, "before", f"sqlite:///{t / 'before.db'}"),
+            )
             dispose_engines()
             return
         assert pg_base is not None
-        names = [f"enclave_bench_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+        names = [f"enclave_bench_{uuid.uuid4().hex[:10]}" for _ in range(3)]
         admin = create_engine(
             pg_base.replace("postgresql://", "postgresql+psycopg://", 1),
             isolation_level="AUTOCOMMIT",
@@ -168,8 +171,12 @@ def _database(kind: str, pg_base: str | None) -> Iterator[tuple[Path, Path]]:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
         base = pg_base.rsplit("/", 1)[0]
         try:
-            url, anchors = (f"{base}/{n}" for n in names)
-            yield _config(Path(tmp), url), _config(Path(tmp), url, anchors)
+            main, anchors, before = (f"{base}/{n}" for n in names)
+            yield (
+                _config(t, "main", main),
+                _config(t, "main-anchor-db", main, anchors),
+                _config(t, "before", before),
+            )
         finally:
             dispose_engines()
             with admin.connect() as conn:
@@ -260,14 +267,19 @@ def _baseline(svc: PolicyService, records: int) -> float:
 
 def bench_db(kind: str, pg_base: str | None, records: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with _database(kind, pg_base) as (cfg, cfg_anchor_db):
+    with _database(kind, pg_base) as (cfg, cfg_anchor_db, cfg_before):
         svc = PolicyService.from_settings(load_settings(cfg))
-        _append_before(svc, 0)  # warm-up: pseudonym rows, connections
+        old = PolicyService.from_settings(load_settings(cfg_before))
+        _append_one(svc, 0)  # warm-up: pseudonym rows, connections
+        _append_before(old, 0)
         base = _baseline(svc, records)
         out["baseline_unchained_1_writer_per_s"] = round(records / base, 1)
-        before = _threads(1, records, lambda i: _append_before(svc, i))
+        # before and after alternate in halves, so load drifting during the run hits both
+        before = one = 0.0
+        for _ in range(2):
+            before += _threads(1, records // 2, lambda i: _append_before(old, i))
+            one += _threads(1, records // 2, lambda i: _append_one(svc, i))
         out["before_appends_1_writer_per_s"] = round(records / before, 1)
-        one = _threads(1, records, lambda i: _append_one(svc, i))
         out["after_appends_1_writer_per_s"] = round(records / one, 1)
         out["after_vs_before_1_writer"] = round(before / one, 2)
         eight = _threads(8, records, lambda i: _append_one(svc, i))
@@ -280,7 +292,7 @@ def bench_db(kind: str, pg_base: str | None, records: int) -> dict[str, Any]:
         out["after_appends_1_writer_file_and_db_anchor_per_s"] = round(records / second, 1)
         svc = PolicyService.from_settings(load_settings(cfg_anchor_db))
         t0 = time.perf_counter()
-        checked = _verify_before(svc)
+        checked = _verify_before(svc)  # the same chain, walked the previous release's way
         vt_before = time.perf_counter() - t0
         t0 = time.perf_counter()
         res = svc.audit.verify()
