@@ -1,7 +1,11 @@
 """``assistant``: retrieve, ask, check-model, prepare-model.
 
 Follows the CLI contract of :mod:`core.cli`. ``ask`` exits 4 when the request is refused by
-policy (gate, licence), 0 when it is answered or the documents do not answer it.
+policy (gate, licence), 0 when it is answered or the documents do not answer it. ``retrieve``
+returns document text, so every query it runs is audited (event ``retrieve``) like an answer.
+Questions must be UTF-8 text: a batch file that is not, or a line whose JSON escapes encode
+something UTF-8 cannot hold (a lone surrogate), is an error with code ``cli.batch`` (for the
+file, or for that line while the others are answered).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import typer
 from rich.progress import Progress
 
 from core import cli
-from core.cli import ConfigOpt, JsonOpt, UserOpt, err
+from core.cli import ConfigOpt, JsonOpt, UserOpt, cli_actor, err
 from core.errors import EXIT_DENIED, EnclaveError, UsageError
 from core.settings import Settings
 from policies.identity import Principal
@@ -46,6 +50,22 @@ def _open(config: Path | None) -> Iterator[tuple[Settings, Any]]:
         assistant.close()
 
 
+def _is_text(value: str) -> bool:
+    """True if ``value`` can be written as UTF-8 (no lone surrogates from JSON escapes or
+    from command-line bytes that were not UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _question(question: str) -> str:
+    if not _is_text(question):
+        raise UsageError("the question is not valid UTF-8 text")
+    return question
+
+
 def _batch_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -66,6 +86,9 @@ def _batch_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str |
         if not isinstance(item, dict) or not isinstance(item.get("question"), str):
             yield no, None, f'line {no}: expected {{"id", "question"}}'
             continue
+        if not _is_text(item["question"]):
+            yield no, item, f"line {no}: the question is not valid UTF-8 text"
+            continue
         yield no, item, None
 
 
@@ -76,6 +99,9 @@ def _run_batch(path: Path, one: Callable[[str], dict[str, Any]]) -> None:
         for no, item, problem in items:
             if item is None:
                 out: dict[str, Any] = {"id": None, "line": no, "error": problem}
+            elif problem is not None:
+                ident = item.get("id") if _is_text(str(item.get("id"))) else None
+                out = {"id": ident, "line": no, "error": problem, "code": "cli.batch"}
             else:
                 try:
                     out = {"id": item.get("id"), **one(item["question"])}
@@ -84,6 +110,27 @@ def _run_batch(path: Path, one: Callable[[str], dict[str, Any]]) -> None:
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
             sys.stdout.flush()
             progress.advance(task)
+
+
+def _audit_retrieve(
+    assistant: Any, principal: Principal, question: str, res: Any, k: int | None
+) -> None:
+    """``retrieve`` hands out document text without the answer pipeline: audit it the same
+    way (who, which chunks, under which policy; the question masked as in every record)."""
+    policies = assistant.policies
+    policies.audit.append(
+        "retrieve",
+        principal=principal,
+        question=question,
+        retrieved=[{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for c in res.chunks],
+        policy_version=policies.version,
+        details={
+            "command": "assistant retrieve",
+            "actor": cli_actor(),
+            "k": k,
+            "abstain": res.abstain,
+        },
+    )
 
 
 @app.command()
@@ -101,6 +148,7 @@ def retrieve(
 
         def one(q: str) -> dict[str, Any]:
             res = assistant.search(q, principal, k=k)
+            _audit_retrieve(assistant, principal, q, res, k)
             return {
                 "results": [c.to_json() for c in res.chunks],
                 "abstain": res.abstain,
@@ -112,7 +160,7 @@ def retrieve(
             return
         if not question:
             raise typer.BadParameter("give a QUESTION or --batch FILE")
-        out = one(question)
+        out = one(_question(question))
         if as_json:
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
             return
@@ -138,6 +186,7 @@ def ask(
             return
         if not question:
             raise typer.BadParameter("give a QUESTION or --batch FILE")
+        question = _question(question)
         if as_json:
             answer = assistant.ask(question, principal)
             sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False) + "\n")

@@ -4,11 +4,17 @@ A user sees, reopens and deletes only their own conversations: every read and wr
 user id and matches it, so a guessed conversation id of someone else behaves as "not found".
 Tables live in the assistant package's own Alembic history (version table
 ``alembic_version_assistant``).
+
+Personal data is masked before it is stored (card numbers, e-mail addresses, IBANs, ...: the
+kinds of :mod:`policies.pii`), in titles and messages alike, as in the audit log: the database
+keeps what the conversation was about, not the numbers. ``policies audit forget`` deletes a
+user's conversations (:mod:`assistant.erasure`).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +37,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from core.db import migrate, session_scope
 from core.errors import ConversationNotFoundError
+from core.settings import Settings
+from policies.pii import PiiMasker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_assistant"
@@ -113,10 +121,26 @@ def _to_message(row: MessageRow) -> StoredMessage:
 
 
 class HistoryStore:
-    """Per-user conversations on one database engine."""
+    """Per-user conversations on one database engine. ``mask``: applied to every title and
+    message before it is stored (default: every PII kind; None stores text as given)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, mask: Callable[[str], str] | None = PiiMasker().mask
+    ) -> None:
         self.engine = engine
+        self._mask = mask
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HistoryStore:
+        """The store with ``policy.mask_pii_in_history`` and ``policy.pii_kinds`` applied."""
+        from core.db import make_engine
+
+        pol = settings.policy
+        mask = PiiMasker(pol.pii_kinds).mask if pol.mask_pii_in_history else None
+        return cls(make_engine(settings.db_url), mask)
+
+    def _clean(self, text: str) -> str:
+        return self._mask(text) if self._mask is not None else text
 
     def migrate(self) -> None:
         migrate(self.engine, MIGRATIONS_DIR, VERSION_TABLE)
@@ -127,7 +151,7 @@ class HistoryStore:
         row = ConversationRow(
             id=uuid.uuid4().hex,
             user_id=user_id,
-            title=_title_from(first_question) or "New conversation",
+            title=_title_from(self._clean(first_question)) or "New conversation",
             created_at=now,
             updated_at=now,
         )
@@ -152,6 +176,20 @@ class HistoryStore:
             self._owned(session, user_id, conversation_id)
             session.execute(delete(MessageRow).where(MessageRow.conversation_id == conversation_id))
             session.execute(delete(ConversationRow).where(ConversationRow.id == conversation_id))
+
+    def delete_all(self, user_id: str) -> int:
+        """Delete every conversation of ``user_id`` with its messages (erasure); returns how
+        many conversations there were."""
+        with session_scope(self.engine) as session:
+            ids = list(
+                session.scalars(
+                    select(ConversationRow.id).where(ConversationRow.user_id == user_id)
+                )
+            )
+            if ids:
+                session.execute(delete(MessageRow).where(MessageRow.conversation_id.in_(ids)))
+                session.execute(delete(ConversationRow).where(ConversationRow.id.in_(ids)))
+        return len(ids)
 
     # Messages ----------------------------------------------------------------------------
     def messages(self, user_id: str, conversation_id: str) -> list[StoredMessage]:
@@ -181,7 +219,7 @@ class HistoryStore:
             row = MessageRow(
                 conversation_id=conversation_id,
                 role=role,
-                content=content,
+                content=self._clean(content),
                 citations=citations or [],
                 refused=refused,
                 reason_code=reason_code,

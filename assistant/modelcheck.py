@@ -71,9 +71,14 @@ def verify_servable(
 ) -> ModelIdentity:
     """Raise :class:`LicenceError` (or a subclass) unless the configured model may serve.
 
-    ``known``: an identity checked before in this process (header and digest are then not read
-    again; the licence gate is still asked)."""
+    ``known``: an identity checked before in this process (the header is then not read again;
+    the licence gate is still asked and re-hashes a model file whose digest is older than
+    ``policy.model_rehash_interval_s``, as this does for a weights directory)."""
     ident = known if known is not None else model_identity(settings)
+    weights = settings.llm.model_path
+    if known is not None and ident.path is None and weights is not None and weights.is_dir():
+        interval = settings.policy.model_rehash_interval_s
+        ident = replace(ident, sha256=weights_sha256(weights, interval))
     if ident.info is not None and known is None:
         check_metadata(settings, ident.info)
     decision = policies.licence.check_servable(ident.model_name, ident.path, ident.sha256)

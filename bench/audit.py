@@ -1,14 +1,23 @@
-"""Audit log throughput: chained appends/s on SQLite and PostgreSQL, verify records/s.
+"""Audit log throughput: appends/s on SQLite and PostgreSQL, verify records/s, before and
+after records were signed and anchored outside the database (issue 14).
 
     .venv/bin/python -m bench.audit [--records 2000] [--pg-url URL] [--no-pg]
 
 For each database: a fresh database per run; ``--records`` appends of an ``ask`` record shaped
 like the assistant's (100-char question, 600-char answer, 5 retrieved chunks, 2 decisions, PII
-masking on) by 1 writer, 8 writer threads, and 8 writer processes; then ``verify()`` over the
-whole chain. Baseline, same run and database: the same rows inserted one transaction each
-without the head lock and hash (what an unchained log would cost), 1 writer. PostgreSQL's URL
-comes from ``--pg-url``, ``$ENCLAVE_TEST_PG_URL`` or ``/tmp/pg_url``; each run creates and
-drops its own database. Prints one JSON document.
+masking on). Measured in the same run and database:
+
+- ``baseline``: the same rows inserted one transaction each without head lock or hash;
+- ``before``: the previous append (head lock, sha256 chain, no signature, no external anchor),
+  replayed here statement for statement into a second fresh database of the same kind, 1
+  writer, alternating with ``after`` in halves so a load change during the run hits both;
+- ``after``: :meth:`AuditLog.append` as shipped (ed25519 signature per record, anchor line to
+  the default anchor file), by 1 writer, 8 writer threads and 8 writer processes; and 1 writer
+  with a second database as an extra anchor store;
+- ``verify``: before = the sha256 walk alone; after = ``verify()`` (walk, signatures, anchors).
+
+PostgreSQL's URL comes from ``--pg-url``, ``$ENCLAVE_TEST_PG_URL`` or ``/tmp/pg_url``; each run
+creates and drops its own databases. Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from sqlalchemy import create_engine, insert, text
 
 from core.db import dispose_engines
 from core.settings import load_settings
-from policies.audit_chain import canonical_json
+from policies.audit import _INSERT_RECORD, _UPDATE_HEAD, begin_locked
+from policies.audit_chain import GENESIS, ChainWalker, canonical_json, chain_hash, record_dict
 from policies.decision import Decision
 from policies.identity import Principal
 from policies.service import PolicyService
@@ -74,36 +84,104 @@ def _append_one(svc: PolicyService, i: int) -> None:
     )
 
 
-def _config(tmp: Path, db_url: str | None) -> Path:
-    cfg = tmp / "enclave.toml"
-    lines = [f'data_dir = "{tmp / "data"}"']
+def _append_before(svc: PolicyService, i: int) -> None:
+    """The append of the previous release: head lock, sha256 chain, no signature, no anchor."""
+    log = svc.audit
+    d = Decision.allow("usage.ok", svc.version).to_dict()
+    q, q_hmac = log._text(QUESTION)
+    a, a_hmac = log._text(ANSWER)
+    values: dict[str, Any] = {
+        "event_type": "ask",
+        "groups": canonical_json(sorted(PRINCIPALS[i % len(PRINCIPALS)].groups)),
+        "question": q,
+        "question_hmac": q_hmac,
+        "retrieved": canonical_json(RETRIEVED),
+        "model_name": "gemma-3-270m-q4_k_m",
+        "model_sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        "policy_version": svc.version,
+        "decisions": canonical_json([d, d]),
+        "answer": a,
+        "answer_hmac": a_hmac,
+        "latency_ms": 1834,
+        "prompt_tokens": 1650,
+        "completion_tokens": 140,
+        "details": canonical_json({"outcome": "answered"}),
+    }
+    with svc.engine.connect() as conn:
+        head = begin_locked(conn)
+        values["user_pseudonym"] = log._pseudonym(conn, PRINCIPALS[i % 16].user_id, True)
+        row = AuditRecordRow(
+            id=head.last_id + 1, ts=datetime.now(UTC), prev_hash=head.last_hash, **values
+        )
+        row.hash = chain_hash(head.last_hash, record_dict(row))
+        conn.execute(
+            _INSERT_RECORD,
+            values | {"id": row.id, "ts": row.ts, "prev_hash": row.prev_hash, "hash": row.hash},
+        )
+        conn.execute(_UPDATE_HEAD, {"new_id": row.id, "new_hash": row.hash})
+        conn.commit()
+
+
+def _verify_before(svc: PolicyService) -> int:
+    """The previous release's verification: the sha256 walk, no signatures, no anchors."""
+    head_id, _ = svc.audit.head()
+    walker = ChainWalker(GENESIS, {}, lambda _row: None, head_id)
+    walker.feed(svc.audit.iter_rows())
+    if walker.failure is not None:
+        raise RuntimeError(f"chain does not verify: {walker.failure}")
+    return walker.checked
+
+
+def _config(tmp: Path, name: str, db_url: str | None, anchor_db_url: str | None = None) -> Path:
+    """A config named ``name``; its data dir (keys, anchor file) is per log, not per config."""
+    cfg = tmp / f"{name}.toml"
+    lines = [f'data_dir = "{tmp / name.removesuffix("-anchor-db")}"']
     if db_url:
         lines.append(f'database_url = "{db_url}"')
+    if anchor_db_url:
+        lines += ["[policy]", f'audit_anchor_database_url = "{anchor_db_url}"']
     cfg.write_text("\n".join(lines) + "\n")
     return cfg
 
 
 @contextmanager
-def _database(kind: str, pg_base: str | None) -> Iterator[Path]:
+def _database(kind: str, pg_base: str | None) -> Iterator[tuple[Path, Path, Path]]:
+    """Config files on fresh databases: the log (and, in a second config, the same log with a
+    second database as extra anchor store), and a separate log for the previous release's
+    appends (unsigned records may not follow signed ones in one chain)."""
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+        t = Path(tmp)
         if kind == "sqlite":
-            yield _config(Path(tmp), None)
+            main = f"sqlite:///{t / 'main.db'}"
+            yield (
+                _config(t, "main", main),
+                _config(t, "main-anchor-db", main, f"sqlite:///{t / 'anchors.db'}"),
+                _config(t, "before", f"sqlite:///{t / 'before.db'}"),
+            )
             dispose_engines()
             return
         assert pg_base is not None
-        name = f"enclave_bench_{uuid.uuid4().hex[:10]}"
+        names = [f"enclave_bench_{uuid.uuid4().hex[:10]}" for _ in range(3)]
         admin = create_engine(
             pg_base.replace("postgresql://", "postgresql+psycopg://", 1),
             isolation_level="AUTOCOMMIT",
         )
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            for name in names:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        base = pg_base.rsplit("/", 1)[0]
         try:
-            yield _config(Path(tmp), pg_base.rsplit("/", 1)[0] + "/" + name)
+            main, anchors, before = (f"{base}/{n}" for n in names)
+            yield (
+                _config(t, "main", main),
+                _config(t, "main-anchor-db", main, anchors),
+                _config(t, "before", before),
+            )
         finally:
             dispose_engines()
             with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                for name in names:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
 
 
@@ -189,26 +267,42 @@ def _baseline(svc: PolicyService, records: int) -> float:
 
 def bench_db(kind: str, pg_base: str | None, records: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with _database(kind, pg_base) as cfg:
+    with _database(kind, pg_base) as (cfg, cfg_anchor_db, cfg_before):
         svc = PolicyService.from_settings(load_settings(cfg))
+        old = PolicyService.from_settings(load_settings(cfg_before))
         _append_one(svc, 0)  # warm-up: pseudonym rows, connections
+        _append_before(old, 0)
         base = _baseline(svc, records)
         out["baseline_unchained_1_writer_per_s"] = round(records / base, 1)
-        one = _threads(1, records, lambda i: _append_one(svc, i))
-        out["appends_1_writer_per_s"] = round(records / one, 1)
+        # before and after alternate in halves, so load drifting during the run hits both
+        before = one = 0.0
+        for _ in range(2):
+            before += _threads(1, records // 2, lambda i: _append_before(old, i))
+            one += _threads(1, records // 2, lambda i: _append_one(svc, i))
+        out["before_appends_1_writer_per_s"] = round(records / before, 1)
+        out["after_appends_1_writer_per_s"] = round(records / one, 1)
+        out["after_vs_before_1_writer"] = round(before / one, 2)
         eight = _threads(8, records, lambda i: _append_one(svc, i))
-        out["appends_8_threads_per_s"] = round(records / eight, 1)
+        out["after_appends_8_threads_per_s"] = round(records / eight, 1)
         procs = _processes(cfg, 8, records)
-        out["appends_8_processes_per_s"] = round(records / procs, 1)
-        out["chained_vs_unchained_1_writer"] = round(base / one, 2)
-        svc = PolicyService.from_settings(load_settings(cfg))
+        out["after_appends_8_processes_per_s"] = round(records / procs, 1)
+        with_db = PolicyService.from_settings(load_settings(cfg_anchor_db))
+        _append_one(with_db, 0)  # creates the anchor table
+        second = _threads(1, records, lambda i: _append_one(with_db, i))
+        out["after_appends_1_writer_file_and_db_anchor_per_s"] = round(records / second, 1)
+        svc = PolicyService.from_settings(load_settings(cfg_anchor_db))
+        t0 = time.perf_counter()
+        checked = _verify_before(svc)  # the same chain, walked the previous release's way
+        vt_before = time.perf_counter() - t0
         t0 = time.perf_counter()
         res = svc.audit.verify()
         vt = time.perf_counter() - t0
         if not res.ok:
             raise RuntimeError(f"chain does not verify: {res}")
         out["verify_records"] = res.checked
-        out["verify_records_per_s"] = round(res.checked / vt, 1)
+        out["verify_anchors_checked"] = res.anchors_checked
+        out["before_verify_records_per_s"] = round(checked / vt_before, 1)
+        out["after_verify_records_per_s"] = round(res.checked / vt, 1)
     return out
 
 

@@ -19,6 +19,7 @@ Typer code lives only in the packages' ``cli`` modules; they share what is here.
 from __future__ import annotations
 
 import functools
+import getpass
 import inspect
 import json
 import os
@@ -128,6 +129,11 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def cli_actor() -> str:
+    """Who runs a command, as the audit log records it: ``cli:<operating system login>``."""
+    return f"cli:{getpass.getuser()}"
 
 
 def require_user(found: T | None, name: str, source: object | None) -> T:

@@ -3,12 +3,19 @@
 SQLite (WAL, busy timeout, foreign keys) in the data dir by default; PostgreSQL by URL. Each
 package owns its tables and its Alembic history (``<package>/migrations``) with its own version
 table, so ingest, policies and the assistant migrate independently and never conflict.
+
+The SQLite file holds chat history, pseudonymised audit records and sync state: it is created
+0600 (its directory 0700 when Enclave creates it), and an existing file readable by others is
+tightened on open. SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +38,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Create ``path`` 0600 (parent 0700 if new), or take group/other access away from an
+    existing file and its ``-wal``/``-shm`` companions (when this user owns them)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(p, stat.S_IMODE(st.st_mode) & 0o700)
+
+
 def make_engine(url: str) -> Engine:
     """Create (or reuse, per URL and process) an engine with Enclave's connection settings."""
     engine = _ENGINES.get(url)
@@ -38,8 +60,8 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_sqlite_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:

@@ -44,6 +44,7 @@ docstring does not name.
     │   └── FileError                 (one file; recorded in the sync state, the sync goes on)
     │       ├── UnsupportedFileError  ingest.unsupported                   skipped
     │       ├── FileTooLargeError     ingest.too_large                     skipped
+    │       ├── TooMuchTextError      ingest.too_much_text                 skipped
     │       ├── EncryptedFileError    ingest.encrypted                     skipped
     │       ├── EmptyDocumentError    ingest.empty                         skipped
     │       └── ParseFailedError      ingest.parse_failed                  failed
@@ -303,6 +304,14 @@ class FileTooLargeError(FileError):
     code = "ingest.too_large"
 
 
+class TooMuchTextError(FileError):
+    """The file expands into more than the caps allow (``ingest.max_unpacked_mb``,
+    ``max_expansion_ratio``, ``max_text_mb``, ``max_chunks_per_file``): a small archive can
+    unpack into gigabytes, a small document into tens of thousands of chunks."""
+
+    code = "ingest.too_much_text"
+
+
 class EncryptedFileError(FileError):
     """The file is password-protected (PDF, Office) and cannot be read without the password."""
 
@@ -325,6 +334,7 @@ SKIP_CODES = frozenset(
     {
         UnsupportedFileError.code,
         FileTooLargeError.code,
+        TooMuchTextError.code,
         EncryptedFileError.code,
         EmptyDocumentError.code,
     }

@@ -125,6 +125,15 @@ class IngestSettings(_Section):
         default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)), ge=1, le=64
     )
     max_file_mb: float = Field(default=50.0, gt=0)
+    # Expansion caps (a 100 KB DOCX can hold tens of MB of text): a file over any of them is
+    # skipped with code ingest.too_much_text (docs/ingest.md). Unpacked size and expansion
+    # ratio: what the archive's directory declares for an Office/ODF/EPUB file, checked before
+    # a parser opens it (the ratio only above 8 MB unpacked). Text: characters extracted, in
+    # millions. Chunks: per file.
+    max_unpacked_mb: float = Field(default=64.0, gt=0)
+    max_expansion_ratio: float = Field(default=100.0, ge=1)
+    max_text_mb: float = Field(default=20.0, gt=0)
+    max_chunks_per_file: int = Field(default=10_000, ge=1)
     ocr: bool = False
     ocr_languages: str = "eng"
     chunk_max_chars: int = Field(default=1200, ge=200)
@@ -211,14 +220,39 @@ class PolicySettings(_Section):
     models_file: Path | None = None
     audit_key_file: Path | None = None
     signing_key_file: Path | None = None
+    # Public keys (PEM) whose signatures verification accepts besides the signing key's own:
+    # keys of earlier rotations, or the only keys a verifying host holds.
+    audit_public_keys: list[Path] = Field(default_factory=list)
+    # External anchors of the audit chain (docs/policies.md, "External anchors"): a file
+    # (default <data_dir>/audit-anchors/anchors.jsonl), a second database, syslog.
+    audit_anchor_file_enabled: bool = True
+    audit_anchor_file: Path | None = None
+    audit_anchor_database_url: SecretStr | None = None
+    audit_anchor_database_url_file: Path | None = None
+    audit_anchor_syslog: str | None = None
+    audit_anchor_every: int = Field(default=1, ge=1)
     retention_days: int | None = Field(default=None, ge=1)
     mask_pii_in_prompts: bool = True
     mask_pii_in_audit: bool = True
+    mask_pii_in_history: bool = True
     pii_kinds: list[PiiKind] = Field(default_factory=lambda: list(get_args(PiiKind)))
     licences_dir: Path | None = None
     lockout_attempts: int = Field(default=5, ge=1)
     lockout_minutes: float = Field(default=15.0, gt=0)
     min_password_length: int = Field(default=10, ge=1)
+    # The served model file is re-hashed when its cached digest is older than this (and at
+    # every start: the cache lives in the process); 0 = at every licence check.
+    model_rehash_interval_s: float = Field(default=86_400.0, ge=0)
+
+    @model_validator(mode="after")
+    def _anchor_url_from_file(self) -> PolicySettings:
+        secret = _secret_from_file(
+            self.audit_anchor_database_url,
+            self.audit_anchor_database_url_file,
+            "audit_anchor_database_url",
+        )
+        self.audit_anchor_database_url = SecretStr(secret) if isinstance(secret, str) else secret
+        return self
 
 
 class UISettings(_Section):
@@ -317,6 +351,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _is_path_field(annotation: Any) -> bool:
+    """``Path``, ``Path | None`` or ``list[Path]``."""
     return annotation is Path or Path in get_args(annotation)
 
 
@@ -329,6 +364,14 @@ def _resolve_relative(data: dict[str, Any], base: Path, model: type[BaseModel]) 
             section = field.annotation
             if isinstance(section, type) and issubclass(section, BaseModel):
                 _resolve_relative(value, base, section)
+            continue
+        if isinstance(value, list) and _is_path_field(field.annotation):
+            data[name] = [
+                str((base / v).resolve())
+                if isinstance(v, str) and v and not Path(v).expanduser().is_absolute()
+                else v
+                for v in value
+            ]
             continue
         if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
             continue

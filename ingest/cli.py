@@ -102,6 +102,7 @@ def sync(
                 retry_failed=retry_failed,
                 force=full,
                 allow_empty_root=allow_empty_root,
+                actor=cli.cli_actor(),
             )
     if as_json:
         print(json.dumps(summary.as_dict(), indent=2))
@@ -139,6 +140,12 @@ def _print_summary(data: dict[str, Any]) -> None:
         more = data[f"{kind}_count"] - min(20, len(data[kind]))
         if more > 0:
             out.print(f"  ... and {more} more {kind} (see `ingest status` or --json)")
+    for issue in data["unreadable"]:
+        cli.warn(
+            f"directory {issue['path']} could not be listed ({issue['reason']}): its files were "
+            "kept with access recomputed from the rules; new, changed and deleted files there "
+            "wait until it can be listed"
+        )
 
 
 @app.command()

@@ -29,8 +29,12 @@ def payload_mtime(mtime_ns: int) -> float:
 
 
 def make_doc_id(source: str, rel_path: str) -> str:
-    """Stable id of a source file: its synced root's name and its path relative to that root."""
-    return hashlib.sha256(f"{source}\x00{rel_path}".encode()).hexdigest()[:32]
+    """Stable id of a source file: its synced root's name and its path relative to that root.
+
+    Never raises on a path that is not valid text (a lone surrogate from a non-UTF-8 file name
+    is hashed as is); the walk reports such files under a printable path anyway."""
+    key = f"{source}\x00{rel_path}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(key).hexdigest()[:32]
 
 
 def make_point_id(doc_id: str, chunk_index: int) -> str:

@@ -2,20 +2,24 @@
 
 Groups and roles are not stored here: a local account links by name to its directory entry.
 :meth:`LocalAccounts.authenticate` answers every failure (unknown name, wrong password, disabled,
-locked out) with the same message, and spends the same argon2 work on an unknown name, so the
-sign-in form does not reveal which accounts exist. After ``lockout_attempts`` consecutive
-failures an account is locked for ``lockout_minutes``.
+locked out) with the same message after exactly one argon2 verification (an unknown name is
+checked against a dummy hash with the same parameters, a locked account against its own hash),
+so neither the message nor the time to answer reveals which accounts exist or are locked. After
+``lockout_attempts`` consecutive failures an account is locked for ``lockout_minutes``; failures
+are counted by one atomic ``UPDATE`` in the database, so parallel attempts (threads, processes,
+replicas) cannot lose a count.
 """
 
 from __future__ import annotations
 
-import contextlib
+import base64
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, or_, select, update
 
 from core.db import session_scope
 from core.errors import AccountError, LoginFailed
@@ -129,35 +133,73 @@ class LocalAccounts:
                 for r in rows
             ]
 
+    def _dummy(self) -> str:
+        """An argon2 hash with this hasher's parameters and a random digest: verifying against
+        it costs what verifying a real hash costs (and never succeeds)."""
+        if self._dummy_hash is None:
+            h = self.hasher
+
+            def b64(n: int) -> str:
+                return base64.b64encode(secrets.token_bytes(n)).decode().rstrip("=")
+
+            self._dummy_hash = (
+                f"$argon2id$v=19$m={h.memory_cost},t={h.time_cost},p={h.parallelism}"
+                f"${b64(h.salt_len)}${b64(h.hash_len)}"
+            )
+        return self._dummy_hash
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return bool(self.hasher.verify(password_hash, password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def _count_failure(self, name: str, now: datetime) -> None:
+        """One atomic UPDATE: add a failure, or lock and restart the count at the limit."""
+        t = self._table
+        reached = t.failed_attempts + 1 >= self.lockout_attempts
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.name == name)
+                .values(
+                    failed_attempts=case((reached, 0), else_=t.failed_attempts + 1),
+                    locked_until=case((reached, now + self.lockout), else_=t.locked_until),
+                )
+            )
+
     def authenticate(self, name: str, password: str) -> Principal:
         """The user's Principal, or AuthenticationError with one generic message."""
         now = datetime.now(UTC)
         with session_scope(self.engine) as s:
             row = s.get(self._table, name)
-            if row is None:
-                if self._dummy_hash is None:
-                    self._dummy_hash = self.hasher.hash("enclave-timing-equaliser")
-                with contextlib.suppress(VerificationError):
-                    self.hasher.verify(self._dummy_hash, password)
-                raise LoginFailed(name, "unknown")
-            locked_until = _utc(row.locked_until)
-            if locked_until is not None and locked_until > now:
-                raise LoginFailed(name, "locked")
-            try:
-                self.hasher.verify(row.password_hash, password)
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
-                row.failed_attempts += 1
-                if row.failed_attempts >= self.lockout_attempts:
-                    row.locked_until = now + self.lockout
-                    row.failed_attempts = 0
-                s.commit()
-                raise LoginFailed(name, "bad_password") from None
-            if row.disabled:
-                raise LoginFailed(name, "disabled")
-            row.failed_attempts = 0
-            row.locked_until = None
-            if self.hasher.check_needs_rehash(row.password_hash):
-                row.password_hash = self.hasher.hash(password)
+            snapshot = None if row is None else (row.password_hash, row.disabled, row.locked_until)
+        if snapshot is None:
+            self._verify(self._dummy(), password)
+            raise LoginFailed(name, "unknown")
+        password_hash, disabled, locked = snapshot
+        good = self._verify(password_hash, password)  # also when locked: same time to answer
+        locked_until = _utc(locked)
+        if locked_until is not None and locked_until > now:
+            raise LoginFailed(name, "locked")
+        if not good:
+            self._count_failure(name, now)
+            raise LoginFailed(name, "bad_password")
+        if disabled:
+            raise LoginFailed(name, "disabled")
+        t = self._table
+        values: dict[str, object] = {"failed_attempts": 0, "locked_until": None}
+        if self.hasher.check_needs_rehash(password_hash):
+            values["password_hash"] = self.hasher.hash(password)
+        with self.engine.begin() as conn:
+            # only if no parallel failure locked the account since it was read
+            done = conn.execute(
+                update(t)
+                .where(t.name == name, or_(t.locked_until.is_(None), t.locked_until <= now))
+                .values(**values)
+            )
+        if done.rowcount == 0:
+            raise LoginFailed(name, "locked")
         entry = self.directory.entry(name)
         if entry is not None and entry.disabled:
             raise LoginFailed(name, "disabled")

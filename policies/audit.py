@@ -1,10 +1,16 @@
-"""The tamper-evident audit log: an append-only repository over a hash chain.
+"""The tamper-evident audit log: an append-only repository over a signed hash chain.
 
 There is no update or delete API; the only deletion is the retention purge
 (:mod:`policies.audit_retention`), which first anchors the remaining chain in a signed
 checkpoint. Appends serialize on the single ``audit_head`` row (PostgreSQL: ``SELECT ... FOR
 UPDATE``; SQLite: ``BEGIN IMMEDIATE``), so concurrent writers in any number of threads or
 processes form one linear chain.
+
+Every record is signed (ed25519, ``policy.signing_key_file``) over its position and hash, so
+someone who can write the database but does not hold the key cannot edit, insert or re-chain
+records; after the commit the record's signed anchor also goes to the external anchor stores
+(:mod:`policies.audit_anchors`), so deleting the newest records, or all of them, is detected
+too. :meth:`AuditLog.verify` checks the chain, the signatures and the external anchors.
 
 Users appear only as pseudonyms: ``HMAC(key, per-user salt + user id)`` with the key in a file
 outside the database and the salt in ``audit_user_keys``. Deleting a user's salt row
@@ -15,39 +21,59 @@ original text.
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, select, update
 
-from core.errors import AuditError
+from core.errors import AuditError, AuditUsageError
+from policies.audit_anchors import AnchorLine, Anchors
 from policies.audit_chain import (
-    GENESIS,
-    Anchor,
-    ChainWalker,
     VerifyResult,
     canonical_json,
     chain_hash,
+    format_ts,
     record_dict,
     to_utc,
 )
-from policies.audit_checkpoint import checkpoint_valid
+from policies.audit_checkpoint import (
+    CHECKPOINT,
+    Signed,
+    TrustedKeys,
+    anchor_body,
+    body_payload,
+    checkpoint_valid,
+)
+from policies.audit_verify import anchor_sources, check_anchors, verify_log
 from policies.decision import Decision
 from policies.identity import Principal
-from policies.keys import HmacKey
+from policies.keys import HmacKey, key_id, public_pem, sign
 from policies.pii import PiiMasker
 from policies.tables import AuditCheckpoint, AuditHead, AuditRecordRow, UserKey
 
 EVENT_TYPES = frozenset(
-    {"ask", "refusal", "licence_acceptance", "sync_run", "admin_change", "feedback", "login"}
+    {
+        "ask",
+        "refusal",
+        "retrieve",
+        "licence_acceptance",
+        "sync_run",
+        "admin_change",
+        "feedback",
+        "login",
+    }
 )
+log = logging.getLogger("enclave.audit")
 _BATCH = 2000
 # Prebuilt statements with bound parameters: compiled once, cached by SQLAlchemy.
 _RECORDS = cast(Table, AuditRecordRow.__table__)
 _HEAD = cast(Table, AuditHead.__table__)
+_CHECKPOINTS = cast(Table, AuditCheckpoint.__table__)
 _KEYS = cast(Table, UserKey.__table__)
 _INSERT_RECORD = insert(_RECORDS)
 _UPDATE_HEAD = (
@@ -76,6 +102,28 @@ def _retrieved_json(items: Sequence[Retrieved | Mapping[str, Any] | tuple[str, s
     return out
 
 
+def _admin_values(policy_version: str | None, details: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of an ``admin_change`` record the log writes about itself."""
+    empty = canonical_json([])
+    return {
+        "event_type": "admin_change",
+        "groups": empty,
+        "question": None,
+        "question_hmac": None,
+        "retrieved": empty,
+        "model_name": None,
+        "model_sha256": None,
+        "policy_version": policy_version,
+        "decisions": empty,
+        "answer": None,
+        "answer_hmac": None,
+        "latency_ms": None,
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "details": canonical_json(dict(details)),
+    }
+
+
 def begin_locked(conn: Connection) -> AuditHead:
     """Start the serialized section: lock the chain head and return it."""
     if conn.dialect.name == "sqlite":
@@ -87,20 +135,33 @@ def begin_locked(conn: Connection) -> AuditHead:
 
 
 class AuditLog:
+    """``signer``: the key every appended record is signed with (None: this instance can read
+    and verify, not append). ``trusted_public_keys``: the PEM public keys verification accepts
+    (the signer's own is added). ``anchors``: the external anchor stores."""
+
     def __init__(
         self,
         engine: Engine,
         hmac_key: HmacKey,
         *,
+        signer: Ed25519PrivateKey | None = None,
         masker: PiiMasker | None = None,
         trusted_public_keys: Sequence[str] = (),
+        anchors: Anchors | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock or (lambda: datetime.now(UTC))
         self.key = hmac_key
         self.masker = masker
-        self.trusted_public_keys = list(trusted_public_keys)
+        self.signer = signer
+        self.signer_id = key_id(signer) if signer is not None else None
+        pems = list(trusted_public_keys)
+        if signer is not None and public_pem(signer) not in pems:
+            pems.append(public_pem(signer))
+        self.trusted_public_keys = pems
+        self.trusted = TrustedKeys(pems)
+        self.anchors = anchors or Anchors()
 
     # Pseudonyms -------------------------------------------------------------------------
     def _lookup(self, user_id: str) -> str:
@@ -193,24 +254,106 @@ class AuditLog:
             "completion_tokens": completion_tokens,
             "details": canonical_json(dict(details or {})),
         }
+        return self._append(values, uid)
+
+    def _append(
+        self,
+        values: dict[str, Any],
+        uid: str | None,
+        only_if: Callable[[Connection, AuditHead], bool] | None = None,
+    ) -> int:
+        """Insert one signed record at the head (``only_if`` decides under the lock)."""
+        if self.signer is None:
+            raise AuditError("this audit log has no signing key: it can verify, not append")
         with self.engine.connect() as conn:
             try:
                 head = begin_locked(conn)
+                if only_if is not None and not only_if(conn, head):
+                    conn.rollback()
+                    return 0
                 values["user_pseudonym"] = self._pseudonym(conn, uid, True) if uid else None
                 row = AuditRecordRow(
                     id=head.last_id + 1, ts=self.clock(), prev_hash=head.last_hash, **values
                 )
                 row.hash = chain_hash(head.last_hash, record_dict(row))
+                body = anchor_body(row.id, row.hash, format_ts(row.ts))
+                signature = sign(self.signer, body_payload(body))
                 conn.execute(
                     _INSERT_RECORD,
-                    dict(values, id=row.id, ts=row.ts, prev_hash=row.prev_hash, hash=row.hash),
+                    dict(
+                        values,
+                        id=row.id,
+                        ts=row.ts,
+                        prev_hash=row.prev_hash,
+                        hash=row.hash,
+                        key_id=self.signer_id,
+                        signature=signature,
+                    ),
                 )
                 conn.execute(_UPDATE_HEAD, {"new_id": row.id, "new_hash": row.hash})
                 conn.commit()
             except Exception:
                 conn.rollback()
                 raise
+        if self.anchors.due(row.id):
+            assert self.signer_id is not None
+            self.anchors.publish([Signed(CHECKPOINT, body, self.signer_id, signature)])
         return row.id
+
+    def upgrade_legacy_chain(self, policy_version: str | None = None) -> int:
+        """Re-anchor a chain written before records were signed (an upgraded installation):
+        append one signed ``admin_change`` record (``audit.chain_upgrade``) whose signature pins
+        every unsigned record before it, and ship its anchor outside the database. Done once,
+        when the newest record is unsigned; returns the new record's id (0: nothing to do).
+        The unsigned records are checked first and the result is recorded, so a break that
+        happened before the upgrade stays visible (verification keeps reporting it)."""
+        head_id, _ = self.head()
+        if head_id == 0 or self._head_signed(head_id):
+            return 0
+        legacy = self.verify(with_anchors=False)
+        intact = legacy.ok or legacy.reason_code == "audit.head_unsigned"  # what this fixes
+        details: dict[str, Any] = {
+            "action": "audit.chain_upgrade",
+            "unsigned_records": head_id,
+            "legacy_chain_intact": intact,
+        }
+        if not intact:
+            details["legacy_problem"] = {
+                "first_bad_id": legacy.first_bad_id,
+                "reason_code": legacy.reason_code,
+            }
+        values = _admin_values(policy_version, details)
+
+        def still_unsigned(conn: Connection, head: AuditHead) -> bool:
+            sig = conn.execute(
+                select(AuditRecordRow.signature).where(AuditRecordRow.id == head.last_id)
+            ).scalar()
+            return head.last_id > 0 and sig is None
+
+        rid = self._append(values, "system:audit-upgrade", only_if=still_unsigned)
+        if rid:
+            log.warning(
+                "audit log upgraded to signed records: %d unsigned records are now anchored by "
+                "signed record %d (legacy chain intact: %s)",
+                head_id,
+                rid,
+                intact,
+            )
+        return rid
+
+    def _head_signed(self, head_id: int) -> bool:
+        with self.engine.connect() as conn:
+            sig = conn.execute(
+                select(AuditRecordRow.signature).where(AuditRecordRow.id == head_id)
+            ).scalar()
+            if sig is not None:
+                return True
+            cps = conn.execute(
+                select(func.count())
+                .select_from(_CHECKPOINTS)
+                .where(_CHECKPOINTS.c.head_id == head_id)
+            ).scalar_one()
+        return bool(cps)
 
     # Read -------------------------------------------------------------------------------
     def records(
@@ -245,7 +388,10 @@ class AuditLog:
             stmt = stmt.limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
-        return [dict(record_dict(r), hash=r.hash) for r in rows]  # type: ignore[arg-type]
+        return [
+            dict(record_dict(r), hash=r.hash, key_id=r.key_id, signature=r.signature)  # type: ignore[arg-type]
+            for r in rows
+        ]
 
     def iter_rows(self, after_id: int = 0) -> Iterator[AuditRecordRow]:
         last = after_id
@@ -280,84 +426,69 @@ class AuditLog:
         return [AuditCheckpoint(**r._mapping) for r in rows]
 
     def checkpoint_valid(self, cp: AuditCheckpoint) -> bool:
-        return checkpoint_valid(cp, self.trusted_public_keys)
+        return checkpoint_valid(cp, self.trusted)
 
-    def verify(self) -> VerifyResult:
-        """Walk the chain; report the first record where it breaks."""
-        head_id, head_hash = self.head()
-        cps = self.checkpoints()
-        for cp in cps:
-            if not self.checkpoint_valid(cp):
-                return VerifyResult(
-                    False,
-                    0,
-                    head_id,
-                    cp.head_id,
-                    "audit.checkpoint_invalid",
-                    f"checkpoint {cp.id} (record {cp.head_id}) has a bad or untrusted signature",
-                )
-        with self.engine.connect() as conn:
-            first = conn.execute(select(AuditRecordRow.id).order_by(AuditRecordRow.id).limit(1))
-            first_id = first.scalar()
-        anchor = GENESIS
-        if (first_id is None and head_id > 0) or (first_id is not None and first_id > 1):
-            start = (first_id - 1) if first_id is not None else head_id
-            found = [cp for cp in cps if cp.head_id == start]
-            if not found:
-                bad = first_id if first_id is not None else 1
-                return VerifyResult(
-                    False,
-                    0,
-                    head_id,
-                    bad,
-                    "audit.record_missing",
-                    f"records before {bad} are missing and no signed checkpoint "
-                    "anchors the remaining chain",
-                )
-            anchor = Anchor(start, found[-1].head_hash, found[-1].id)
-        at: dict[int, list[tuple[int, str]]] = {}
-        for cp in cps:
-            at.setdefault(cp.head_id, []).append((cp.id, cp.head_hash))
-        walker = ChainWalker(anchor, at)
-        walker.feed(self.iter_rows(anchor.after_id))
-        if walker.failure is None:
-            last_id = walker.expected_id - 1
-            if head_id > last_id:
-                walker.failure = (
-                    last_id + 1,
-                    "audit.record_missing",
-                    f"records {last_id + 1}..{head_id} are missing (the log was truncated)",
-                )
-            elif head_id < last_id:
-                walker.failure = (
-                    head_id + 1,
-                    "audit.record_unregistered",
-                    f"record {head_id + 1} was not appended through the log",
-                )
-            elif head_hash != walker.prev_hash:
-                walker.failure = (
-                    head_id,
-                    "audit.head_mismatch",
-                    f"the chain head does not match record {head_id}",
-                )
-            else:
-                beyond = [cp for cp in cps if cp.head_id > last_id]
-                if beyond:
-                    walker.failure = (
-                        last_id + 1,
-                        "audit.record_missing",
-                        f"checkpoint {beyond[0].id} covers record "
-                        f"{beyond[0].head_id}, which is missing",
-                    )
-        if walker.failure is not None:
-            bad_id, code, message = walker.failure
-            return VerifyResult(
-                False, walker.checked, head_id, bad_id, code, message, anchor.checkpoint_id
+    def signature_ok(self, row: AuditRecordRow) -> bool | None:
+        """True: the record carries a valid signature of a trusted key; False: an invalid one;
+        None: none (a record from before signatures)."""
+        if row.signature is None:
+            return None
+        body = anchor_body(row.id, row.hash, format_ts(row.ts))
+        return self.trusted.valid(body, row.key_id, row.signature)
+
+    def anchor_sources(
+        self, extra: Sequence[tuple[str, Iterable[AnchorLine]]] = ()
+    ) -> list[tuple[str, Iterable[AnchorLine]]]:
+        """Every readable anchor store, plus ``extra`` (e.g. files a syslog collector wrote)."""
+        return anchor_sources(self, extra)
+
+    def verify(
+        self,
+        *,
+        with_anchors: bool = True,
+        extra_anchors: Sequence[tuple[str, Iterable[AnchorLine]]] = (),
+    ) -> VerifyResult:
+        """Walk the chain and check every signature, then the external anchors; report the first
+        record where it breaks (:mod:`policies.audit_verify`)."""
+        return verify_log(self, with_anchors=with_anchors, extra_anchors=extra_anchors)
+
+    def acknowledge_loss(
+        self,
+        actor: str,
+        reason: str,
+        policy_version: str | None = None,
+        extra_anchors: Sequence[tuple[str, Iterable[AnchorLine]]] = (),
+    ) -> tuple[int, int, int]:
+        """After restoring an older backup: the external anchors name records the database no
+        longer has, and ``verify`` reports them (``audit.truncated``) until someone declares
+        them lost. This appends that declaration as a signed ``admin_change`` record
+        (``audit.loss_acknowledged``: the lost range, who, why); returns (first lost id, last
+        lost id, the declaration's id). The records stay lost and every later verification
+        names the loss; an attacker with the key could do the same, which is why the
+        declaration itself is anchored and never hides the fact."""
+        if not reason.strip():
+            raise AuditUsageError("give the reason for the loss (--reason)")
+        result = self.verify(extra_anchors=extra_anchors)
+        if result.ok or result.reason_code != "audit.truncated":
+            raise AuditUsageError(
+                "nothing to acknowledge: verification does not report lost records "
+                f"({result.reason_code}: {result.message})",
+                code="audit.bad_request",
             )
-        return VerifyResult(
-            True,
-            walker.checked,
-            head_id,
-            message=f"audit chain intact: {walker.checked} records verified",
-            anchor_checkpoint_id=anchor.checkpoint_id,
+        latest = check_anchors(
+            self.engine,
+            self.anchor_sources(extra_anchors),
+            self.trusted,
+            head_id=1 << 62,
+            first_id=None,
         )
+        first, last = result.head_id + 1, int(latest.latest_id or result.head_id)
+        details = {
+            "action": "audit.loss_acknowledged",
+            "lost_from": first,
+            "lost_through": last,
+            "reason": reason.strip()[:2000],
+            "actor": actor,
+        }
+        rid = self._append(_admin_values(policy_version, details), actor)
+        return first, last, rid

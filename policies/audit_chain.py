@@ -1,18 +1,24 @@
-"""The hash chain of the audit log: canonical serialization, record hash, verification.
+"""The chain of the audit log: canonical serialization, record hash, verification walk.
 
-``hash = sha256(prev_hash + canonical_json(record))`` where the record is every stored field
-except ``hash`` (the id and ``prev_hash`` included), serialized as JSON with sorted keys, no
-spaces and UTF-8. Verification walks records in id order from genesis (or from the signed
-checkpoint that anchors the oldest record left after a retention purge) and reports the first
-record where the chain breaks.
+``hash = sha256(prev_hash + canonical_json(record))`` where the record is every field of
+:data:`FIELDS` (the id and ``prev_hash`` included), serialized as JSON with sorted keys, no
+spaces and UTF-8. The hash alone has no key, so anyone with write access could recompute it:
+what makes the chain *keyed* is the ed25519 signature every record carries over its position and
+hash (:mod:`policies.audit_checkpoint`), checked here through ``signature_ok``. Records written
+before signatures existed (an upgraded log) are unsigned; they are accepted only before the
+first signed record, whose signature pins their hashes.
+
+Verification walks records in id order from genesis (or from the signed checkpoint that anchors
+the oldest record left after a retention purge) and reports the first record where the chain
+breaks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,7 +76,9 @@ def record_dict(row: AuditRecordRow) -> dict[str, Any]:
 
 
 def chain_hash(prev_hash: str, record: dict[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
+    """The record's hash; keys outside :data:`FIELDS` (``hash``, ``key_id``, ``signature`` of an
+    exported line) are not hashed."""
+    body = {k: record[k] for k in FIELDS if k in record}
     return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
 
 
@@ -95,9 +103,21 @@ class VerifyResult:
     reason_code: str = "audit.intact"
     message: str = "audit chain intact"
     anchor_checkpoint_id: int | None = None
+    anchor_head_id: int | None = None
+    """The newest external anchor (None: none was read)."""
+    anchor_time: str | None = None
+    anchors_checked: int = 0
+    unanchored: int = 0
+    """Records after the newest external anchor: their deletion could not be detected."""
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+SignatureCheck = Callable[[AuditRecordRow], bool | None]
+"""True: the record's signature verifies with a trusted key; False: it does not; None: the
+record carries none."""
 
 
 @dataclass
@@ -106,7 +126,10 @@ class ChainWalker:
 
     anchor: Anchor
     checkpoints_at: dict[int, list[tuple[int, str]]]  # record id -> [(checkpoint id, hash)]
+    signature_ok: SignatureCheck
+    head_id: int
     expected_id: int = 0
+    signed_seen: bool = False
     prev_hash: str = ""
     checked: int = 0
     failure: tuple[int, str, str] | None = None
@@ -123,6 +146,13 @@ class ChainWalker:
         return False
 
     def _check(self, row: AuditRecordRow) -> bool:
+        if row.id > self.head_id:
+            return self._fail(
+                row.id,
+                "audit.record_unregistered",
+                f"record {row.id} lies beyond the chain head {self.head_id}: it was not "
+                "appended through the log",
+            )
         if row.id < self.expected_id:
             return self._fail(
                 row.id,
@@ -146,6 +176,22 @@ class ChainWalker:
             return self._fail(
                 row.id, "audit.record_altered", f"record {row.id} was altered after it was written"
             )
+        signed = self.signature_ok(row)
+        if signed is False:
+            return self._fail(
+                row.id,
+                "audit.signature_invalid",
+                f"record {row.id} does not carry a valid signature of a trusted key: it was "
+                "rewritten, or written without the signing key",
+            )
+        if signed is None and self.signed_seen:
+            return self._fail(
+                row.id,
+                "audit.signature_missing",
+                f"record {row.id} is unsigned although earlier records are signed: it was "
+                "written without the signing key, or its signature was removed",
+            )
+        self.signed_seen = self.signed_seen or bool(signed)
         for cp_id, cp_hash in self.checkpoints_at.get(row.id, []):
             if cp_hash != row.hash:
                 return self._fail(

@@ -1,21 +1,31 @@
 """Verify a JSON-lines audit export away from the server (what an auditor does off-host).
 
-Every record line is re-hashed (``sha256(prev_hash + canonical_json(record without hash))``)
-and must link to the line before it; the closing checkpoint line must carry a valid ed25519
-signature (against the public key the auditor trusts, or, failing that, the key embedded in the
-export) and, when the export runs up to the checkpoint, name the last record's hash. An export cut
-by ``--since``/``--until`` starts mid-chain: its first record is taken as given.
+Needs no database and no secret: the public key of the signing key (``--public-key``; without
+it the key embedded in the export's manifest is used, which only shows the file is
+self-consistent). Checked, line by line:
+
+- every record's hash (``sha256(prev_hash + canonical_json(record fields))``) and its link to
+  the line before (ids consecutive, ``prev_hash`` = the previous line's ``hash``);
+- every record's signature over its position and hash (records written before signatures
+  existed may be unsigned, but only before the first signed one);
+
+and then the closing manifest: its signature, and that the lines are exactly what it lists
+(first and last id, count, last hash, sha256 of the record lines). A file cut at either end,
+with a line dropped, inserted, edited or reordered, or with the manifest missing, fails. An
+export made by ``--since``/``--until`` starts mid-chain: its first record's ``prev_hash`` is
+taken as given (its signature still covers it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from policies.audit_chain import chain_hash
-from policies.audit_checkpoint import signature_valid
+from policies.audit_chain import canonical_json, chain_hash
+from policies.audit_checkpoint import MANIFEST, Signed, TrustedKeys, anchor_body
 
 
 @dataclass(frozen=True)
@@ -36,75 +46,149 @@ def _bad(n: int, line: int, code: str, msg: str) -> ExportCheck:
     return ExportCheck(False, n, line, code, msg)
 
 
+class _Walk:
+    """State of the line-by-line check."""
+
+    def __init__(self, keys: TrustedKeys | None) -> None:
+        self.keys = keys  # None until the manifest's key is known (untrusted mode)
+        self.n = 0
+        self.first: dict[str, Any] | None = None
+        self.prev: dict[str, Any] | None = None
+        self.signed_seen = False
+        self.digest = hashlib.sha256()
+        self.records: list[tuple[int, dict[str, Any]]] = []
+
+    def record(self, lineno: int, obj: dict[str, Any]) -> ExportCheck | None:
+        rid = obj.get("id")
+        if chain_hash(str(obj.get("prev_hash")), obj) != obj.get("hash"):
+            return _bad(
+                self.n, lineno, "audit.record_altered", f"line {lineno} (record {rid}) was altered"
+            )
+        if self.prev is not None:
+            if rid != self.prev["id"] + 1:
+                return _bad(
+                    self.n,
+                    lineno,
+                    "audit.record_missing",
+                    f"record {self.prev['id'] + 1} is missing before line {lineno}",
+                )
+            if obj.get("prev_hash") != self.prev["hash"]:
+                return _bad(
+                    self.n,
+                    lineno,
+                    "audit.chain_broken",
+                    f"line {lineno} (record {rid}) does not link to the line before it",
+                )
+        if obj.get("signature"):
+            self.signed_seen = True
+        elif self.signed_seen:
+            return _bad(
+                self.n,
+                lineno,
+                "audit.signature_missing",
+                f"line {lineno} (record {rid}) is unsigned although earlier records are signed",
+            )
+        self.digest.update((canonical_json(obj) + "\n").encode("utf-8"))
+        self.first = self.first or obj
+        self.prev = obj
+        self.n += 1
+        if obj.get("signature"):
+            self.records.append((lineno, obj))
+        return None
+
+    def signatures(self, keys: TrustedKeys) -> ExportCheck | None:
+        for lineno, obj in self.records:
+            body = anchor_body(int(obj["id"]), str(obj["hash"]), str(obj["ts"]))
+            if not keys.valid(body, obj.get("key_id"), obj.get("signature")):
+                return _bad(
+                    self.n,
+                    lineno,
+                    "audit.signature_invalid",
+                    f"line {lineno} (record {obj.get('id')}) does not carry a valid signature",
+                )
+        return None
+
+
 def verify_export(lines: Iterable[str], trusted_public_key: str | None = None) -> ExportCheck:
-    n = 0
-    prev: dict[str, Any] | None = None
-    checkpoint: dict[str, Any] | None = None
+    walk = _Walk(None)
+    manifest: Signed | None = None
+    manifest_line = 0
     for lineno, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError:
-            return _bad(n, lineno, "audit.export_malformed", f"line {lineno} is not JSON")
-        if checkpoint is not None:
+            return _bad(walk.n, lineno, "audit.export_malformed", f"line {lineno} is not JSON")
+        if manifest is not None:
             return _bad(
-                n, lineno, "audit.export_malformed", f"line {lineno} follows the checkpoint line"
+                walk.n, lineno, "audit.export_malformed", f"line {lineno} follows the manifest"
             )
+        if not isinstance(obj, dict):
+            return _bad(walk.n, lineno, "audit.export_malformed", f"line {lineno} is not a record")
         if "checkpoint" in obj:
-            checkpoint = dict(obj, line=lineno)
-            continue
-        if chain_hash(str(obj.get("prev_hash")), obj) != obj.get("hash"):
             return _bad(
-                n,
+                walk.n,
                 lineno,
-                "audit.record_altered",
-                f"line {lineno} (record {obj.get('id')}) was altered",
+                "audit.export_legacy",
+                "this export ends in a checkpoint, not a signed manifest (made before manifests "
+                "existed): a cut at either end cannot be detected; export it again",
             )
-        if prev is not None:
-            if obj.get("id") != prev["id"] + 1:
-                return _bad(
-                    n,
-                    lineno,
-                    "audit.record_missing",
-                    f"record {prev['id'] + 1} is missing before line {lineno}",
-                )
-            if obj.get("prev_hash") != prev["hash"]:
-                return _bad(
-                    n,
-                    lineno,
-                    "audit.chain_broken",
-                    f"line {lineno} (record {obj.get('id')}) does not link to the line before it",
-                )
-        prev = obj
-        n += 1
-    if checkpoint is None:
-        return _bad(n, n + 1, "audit.export_unsigned", "the export has no checkpoint line")
-    cp = checkpoint["checkpoint"]
-    key = trusted_public_key or checkpoint.get("public_key", "")
-    if not signature_valid(cp, key, checkpoint["signature"]):
+        if MANIFEST in obj:
+            manifest = Signed.from_dict(obj)
+            manifest_line = lineno
+            if manifest is None:
+                return _bad(walk.n, lineno, "audit.export_malformed", "the manifest is malformed")
+            continue
+        problem = walk.record(lineno, obj)
+        if problem is not None:
+            return problem
+    if manifest is None:
+        return _bad(walk.n, walk.n + 1, "audit.export_unsigned", "the export has no manifest")
+    pem = trusted_public_key or manifest.public_key or ""
+    keys = TrustedKeys([pem] if pem else [])
+    if not keys.signed_valid(manifest):
         return _bad(
-            n,
-            checkpoint["line"],
+            walk.n,
+            manifest_line,
             "audit.checkpoint_invalid",
-            "the checkpoint signature does not verify"
+            "the manifest signature does not verify"
             + (" with the trusted key" if trusted_public_key else ""),
         )
-    if prev is not None and prev["id"] == cp["head_id"] and prev["hash"] != cp["head_hash"]:
+    problem = walk.signatures(keys)
+    if problem is not None:
+        return problem
+    return _check_manifest(walk, manifest.body, manifest_line, trusted_public_key is not None)
+
+
+def _check_manifest(walk: _Walk, body: dict[str, Any], line: int, trusted: bool) -> ExportCheck:
+    first_id = walk.first["id"] if walk.first else None
+    last_id = walk.prev["id"] if walk.prev else None
+    last_hash = walk.prev["hash"] if walk.prev else None
+    listed = (body.get("first_id"), body.get("last_id"), body.get("count"))
+    if listed != (first_id, last_id, walk.n):
         return _bad(
-            n,
-            checkpoint["line"],
-            "audit.checkpoint_mismatch",
-            "the last record does not match the signed checkpoint",
+            walk.n,
+            line,
+            "audit.export_cut",
+            f"the manifest lists records {listed[0]}..{listed[1]} ({listed[2]} records) but the "
+            f"file holds {first_id}..{last_id} ({walk.n}): lines were cut or added",
         )
-    trusted = trusted_public_key is not None
-    note = "" if trusted else " (signature checked with the key inside the export only)"
+    if body.get("last_hash") != last_hash or body.get("records_sha256") != walk.digest.hexdigest():
+        return _bad(
+            walk.n,
+            line,
+            "audit.checkpoint_mismatch",
+            "the records do not match the signed manifest (edited, reordered or replaced)",
+        )
+    note = "" if trusted else " (signatures checked with the key inside the export only)"
     return ExportCheck(
         True,
-        n,
+        walk.n,
         None,
         "audit.export_intact",
-        f"export intact: {n} records, checkpoint at record {cp['head_id']}{note}",
-        cp["head_id"],
+        f"export intact: {walk.n} records ({first_id}..{last_id}), chain head at export "
+        f"{body.get('head_id')}{note}",
+        body.get("head_id"),
         trusted,
     )

@@ -1,9 +1,14 @@
 """Signed checkpoints, export and the retention purge of the audit log.
 
 A checkpoint is ``{head_id, head_hash, count, time}`` signed with the ed25519 key from
-``policy.signing_key_file``. Copy checkpoints off the host (``policies audit checkpoint`` prints
-one; every export ends with one): whoever later holds a checkpoint can prove that the log's
-first ``head_id`` records are unchanged, even against someone who can rewrite the database.
+``policy.signing_key_file`` (:mod:`policies.audit_checkpoint`); it is stored and written to the
+external anchor stores. Copy checkpoints off the host too (``policies audit checkpoint`` prints
+one): whoever later holds a checkpoint can prove that the log's first ``head_id`` records are
+unchanged, even against someone who can rewrite the database.
+
+Export: the records, then a signed manifest (first and last id, count, last hash, the chain head,
+sha256 of the records' canonical lines, the time window). An export is itself audited
+(``admin_change``, ``audit.export``).
 
 Retention: :func:`purge_older_than` deletes the oldest records (a contiguous prefix of the
 chain) after storing a signed checkpoint at the last deleted record, so verification of the
@@ -16,6 +21,7 @@ override.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +34,15 @@ from sqlalchemy import delete, func, select
 from core.errors import AuditUsageError
 from policies.audit import AuditLog, begin_locked
 from policies.audit_chain import FIELDS, canonical_json, format_ts
-from policies.audit_checkpoint import checkpoint_dict, make_checkpoint, store_checkpoint
+from policies.audit_checkpoint import (
+    MANIFEST,
+    Signed,
+    checkpoint_signed,
+    make_checkpoint,
+    manifest_body,
+    sign_body,
+    store_checkpoint,
+)
 from policies.tables import AuditCheckpoint, AuditRecordRow
 
 RETENTION_FLOOR_DAYS = 183
@@ -45,6 +59,7 @@ def create_checkpoint(log: AuditLog, key: Ed25519PrivateKey) -> AuditCheckpoint:
         except Exception:
             conn.rollback()
             raise
+    log.anchors.publish([checkpoint_signed(cp)])
     return cp
 
 
@@ -89,6 +104,7 @@ def purge_older_than(
         except Exception:
             conn.rollback()
             raise
+    log.anchors.publish([checkpoint_signed(cp)])
     return PurgeResult(int(res.rowcount), int(through), cp_id, format_ts(cutoff))
 
 
@@ -112,21 +128,34 @@ def export(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> tuple[int, AuditCheckpoint]:
-    """Write records as JSON lines or CSV, then a fresh signed checkpoint of the whole chain.
+    actor: str | None = None,
+    policy_version: str | None = None,
+) -> tuple[int, Signed]:
+    """Write records as JSON lines or CSV, then sign a manifest of what was written; audit the
+    export (as ``actor``). Returns the record count and the signed manifest.
 
-    JSON lines: one record per line, then one ``{"checkpoint": ...}`` line. CSV: the records
-    only (list/object columns as JSON); the caller stores the returned checkpoint beside it."""
+    JSON lines: one record per line, then one ``{"manifest": ...}`` line. CSV: the records
+    only (list/object columns as JSON); the caller stores the manifest beside it. Either way
+    ``records_sha256`` is the sha256 of the records' canonical JSON lines, each ending in a
+    newline (what the JSON-lines file holds before its manifest)."""
     if fmt not in ("jsonl", "csv"):
         raise AuditUsageError(
             f"unknown export format {fmt!r}: use jsonl or csv", code="audit.bad_format"
         )
+    head_id, head_hash = log.head()
     n = 0
-    columns = [*FIELDS, "hash"]
+    first: dict[str, Any] | None = None
+    last: dict[str, Any] | None = None
+    digest = hashlib.sha256()
+    columns = [*FIELDS, "hash", "key_id", "signature"]
     writer = csv.DictWriter(out, fieldnames=columns) if fmt == "csv" else None
     if writer is not None:
         writer.writeheader()
     for rec in _export_rows(log, since, until):
+        if rec["id"] > head_id:
+            break  # appended while exporting: the next export has it
+        line = canonical_json(rec) + "\n"
+        digest.update(line.encode("utf-8"))
         if writer is not None:
             writer.writerow(
                 {
@@ -139,9 +168,38 @@ def export(
                 }
             )
         else:
-            out.write(canonical_json(rec) + "\n")
+            out.write(line)
+        first = first or rec
+        last = rec
         n += 1
-    cp = create_checkpoint(log, key)
+    body = manifest_body(
+        first_id=first["id"] if first else None,
+        last_id=last["id"] if last else None,
+        count=n,
+        last_hash=last["hash"] if last else None,
+        head_id=head_id,
+        head_hash=head_hash,
+        records_sha256=digest.hexdigest(),
+        since=since,
+        until=until,
+    )
+    manifest = sign_body(key, body, MANIFEST, embed=True)
     if fmt == "jsonl":
-        out.write(canonical_json(checkpoint_dict(cp)) + "\n")
-    return n, cp
+        out.write(canonical_json(manifest.to_dict()) + "\n")
+    log.append(
+        "admin_change",
+        user_id=actor,
+        policy_version=policy_version,
+        details={
+            "action": "audit.export",
+            "actor": actor,
+            "format": fmt,
+            "first_id": body["first_id"],
+            "last_id": body["last_id"],
+            "count": n,
+            "since": body["since"],
+            "until": body["until"],
+            "sha256": body["records_sha256"],
+        },
+    )
+    return n, manifest

@@ -1,9 +1,12 @@
-"""Key files kept outside the database: the audit HMAC key and the checkpoint signing key.
+"""Key files kept outside the database: the audit HMAC key and the audit signing key.
 
 Both are created on first use with mode 0600 (directory 0700), atomically, so concurrent
-processes agree on one key. Losing the HMAC key makes every pseudonym in the log unlinkable
-(which is also how a whole-log erasure works); losing the signing key only means new checkpoints
-get a new key id.
+processes agree on one key. The HMAC key makes pseudonyms and text hashes; losing it makes every
+pseudonym in the log unlinkable (which is also how a whole-log erasure works). The ed25519
+signing key signs every record, checkpoint and export manifest; verifying needs only its public
+key (``policy.audit_public_keys``), so a verifier cannot forge. Losing it means new records get
+a new key id: keep the old public key in ``audit_public_keys`` so older records still verify.
+Who should hold which key is in docs/policies.md ("Keys").
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -86,6 +91,35 @@ def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     ).decode("ascii")
 
 
+def load_public_keys(paths: Sequence[Path]) -> list[str]:
+    """PEM texts of the public keys in ``paths`` (``policy.audit_public_keys``)."""
+    pems = []
+    for path in paths:
+        try:
+            pem = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"audit public key file {path} cannot be read: {exc}") from exc
+        if _public_key(pem) is None:
+            raise ConfigError(f"audit public key file {path} is not an ed25519 public key (PEM)")
+        pems.append(pem)
+    return pems
+
+
+@lru_cache(maxsize=64)
+def _public_key(pem: str) -> Ed25519PublicKey | None:
+    try:
+        pub = serialization.load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return pub if isinstance(pub, Ed25519PublicKey) else None
+
+
+def key_id_of_pem(pem: str) -> str:
+    """:func:`key_id` of a PEM public key ("" when it is not one)."""
+    pub = _public_key(pem)
+    return key_id(pub) if pub is not None else ""
+
+
 def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -99,11 +133,11 @@ def sign(key: Ed25519PrivateKey, payload: bytes) -> str:
 def verify_signature(public_key_pem: str, payload: bytes, signature_b64: str) -> bool:
     from cryptography.exceptions import InvalidSignature
 
+    pub = _public_key(public_key_pem)
+    if pub is None:
+        return False
     try:
-        pub = serialization.load_pem_public_key(public_key_pem.encode("ascii"))
-        if not isinstance(pub, Ed25519PublicKey):
-            return False
-        pub.verify(base64.b64decode(signature_b64), payload)
+        pub.verify(base64.b64decode(signature_b64, validate=True), payload)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -53,12 +53,15 @@ class LicenceGate:
         audit: AuditLog,
         licences_dir: Path,
         version: Callable[[], str],
+        *,
+        rehash_interval_s: float | None = None,
     ) -> None:
         self.registry = registry
         self.engine = engine
         self.audit = audit
         self.licences_dir = licences_dir
         self._version = version
+        self.rehash_interval_s = rehash_interval_s
 
     # Licence files ----------------------------------------------------------------------
     def licence_files(self, model: ModelEntry) -> dict[str, Path]:
@@ -197,7 +200,7 @@ class LicenceGate:
                     model=model.name,
                     path=str(path),
                 )
-            actual = file_sha256(path)
+            actual = file_sha256(path, self.rehash_interval_s)
         if actual is None:
             return Decision.refuse(
                 "licence.hash_unverified",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,26 +147,38 @@ class ModelRegistry:
         return cls(models, version, path)
 
 
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+_HASH_CACHE: dict[tuple[str, int, int], tuple[float, str]] = {}
 _HASH_LOCK = threading.Lock()
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, cached per (path, size, mtime) for the life of the process."""
+def file_sha256(path: Path, max_age_s: float | None = None) -> str:
+    """sha256 of a file, cached per (path, size, mtime) in this process.
+
+    The cache only saves re-reading a big file on every request: size and mtime can be kept
+    while the bytes change (``touch -r``, a write in place), so with ``max_age_s`` a digest
+    older than that is computed again (``policy.model_rehash_interval_s`` for the served
+    model; 0 = every call). Nothing is cached across processes: every start hashes afresh."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    now = time.monotonic()
     with _HASH_LOCK:
         cached = _HASH_CACHE.get(key)
-    if cached is not None:
-        return cached
+    if cached is not None and (max_age_s is None or now - cached[0] < max_age_s):
+        return cached[1]
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(4 * 1024 * 1024), b""):
             digest.update(block)
     value = digest.hexdigest()
     with _HASH_LOCK:
-        _HASH_CACHE[key] = value
+        _HASH_CACHE[key] = (now, value)
     return value
+
+
+def clear_digest_cache() -> None:
+    """Forget every cached digest (what a process restart does)."""
+    with _HASH_LOCK:
+        _HASH_CACHE.clear()
 
 
 def ensure_default_gguf(models_dir: Path) -> Path:

@@ -2,18 +2,21 @@
 
 Kinds (each can be switched off with ``policy.pii_kinds``):
 
-- ``email``: ``local@domain.tld``.
-- ``iban``: country code, 2 check digits, 11-30 alphanumerics (spaces allowed in groups of 4);
-  only reported when the ISO 13616 mod-97 check passes.
-- ``card``: 13-19 digits (spaces or dashes between groups), only when the Luhn check passes.
-- ``us_ssn``: ``AAA-GG-SSSS`` with the SSA's never-issued ranges excluded (area 000, 666,
-  900-999; group 00; serial 0000).
+- ``email``: ``local@domain.tld``, internationalised too (``jörg@bücher.de``, ``用户@例子.广告``).
+- ``iban``: country code, 2 check digits, 11-30 alphanumerics (spaces or dashes allowed in
+  groups of 4, any letter case); only reported when the ISO 13616 mod-97 check passes, and
+  masked whole (the longest run of groups that passes).
+- ``card``: 13-19 digits (spaces, dashes or dots between groups), only when the Luhn check
+  passes.
+- ``us_ssn``: ``AAA-GG-SSSS`` or ``AAA GG SSSS`` with the SSA's never-issued ranges excluded
+  (area 000, 666, 900-999; group 00; serial 0000).
 - ``uk_nino``: two prefix letters (not D, F, I, Q, U, V; second not O; not BG, GB, KN, NK, NT,
   TN, ZZ), six digits, suffix A-D.
 - ``se_personnummer``: ``YYMMDD-NNNN``, ``YYMMDD+NNNN`` or ``YYYYMMDDNNNN`` with a valid date
   (day + 60 for samordningsnummer) and the Luhn check digit.
-- ``phone``: international ``+CC ...``, national numbers with a leading 0 and separators, and
-  North American ``(AAA) BBB-CCCC`` / ``AAA-BBB-CCCC``; 8-15 digits.
+- ``phone``: international ``+CC ...``, national numbers with a leading 0 (with separators, or
+  9-12 digits without: ``0701234567``), and North American ``(AAA) BBB-CCCC``,
+  ``AAA-BBB-CCCC``, ``AAA.BBB.CCCC``; 8-15 digits.
 
 Overlaps are resolved in the order above (a card number is never also a phone number).
 """
@@ -46,10 +49,12 @@ _LABELS = {
     "phone": "[PHONE]",
 }
 
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{1,4}){3,8}\b")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
+# \w is Unicode-aware: internationalised local parts and domains (RFC 6531 / IDN).
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}\b")
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]{1,4}){3,8}\b")
+_IBAN_GROUP = re.compile(r"[ -]?[A-Za-z0-9]{1,4}")
+_CARD = re.compile(r"(?<![\d-])(?<!\d\.)\d(?:[ .-]?\d){12,18}(?![\d-]|\.\d)")
+_SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
 _NINO = re.compile(
     r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
 )
@@ -57,7 +62,8 @@ _PNR = re.compile(r"(?<![\d-])((?:19|20)?\d{2})(\d{2})(\d{2})([-+]?)(\d{3})(\d)(
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,4}){1,5}"
     r"|\(?0\d{1,4}\)?[ .-]\d{2,4}(?:[ .-]?\d{2,4}){1,4}"
-    r"|\(\d{3}\) ?\d{3}-\d{4}|(?<![\d-])\d{3}-\d{3}-\d{4})(?![\w-])"
+    r"|\(\d{3}\) ?\d{3}-\d{4}|(?<![\d-])\d{3}-\d{3}-\d{4}|(?<![\d.])\d{3}\.\d{3}\.\d{4}(?!\.\d)"
+    r"|(?<![\d.])0[1-9]\d{7,10})(?![\w-])"
 )
 
 
@@ -74,7 +80,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def iban_ok(candidate: str) -> bool:
-    s = candidate.replace(" ", "").upper()
+    s = candidate.replace(" ", "").replace("-", "").upper()
     if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
         return False
     rearranged = s[4:] + s[:4]
@@ -83,7 +89,7 @@ def iban_ok(candidate: str) -> bool:
 
 
 def _ssn_ok(m: re.Match[str]) -> bool:
-    area, group, serial = m.group(1), m.group(2), m.group(3)
+    area, group, serial = m.group(1), m.group(3), m.group(4)
     return (
         area != "000"
         and area != "666"
@@ -108,6 +114,16 @@ def _pnr_ok(m: re.Match[str]) -> bool:
     return luhn_ok(yy[-2:] + mm + dd + serial + check)
 
 
+def _iban_prefix(m: re.Match[str]) -> int | None:
+    """End of the longest run of groups from ``m``'s start that is a valid IBAN: a word after
+    the number (``... 32 please``) can look like one more group."""
+    ends = [g.end() for g in _IBAN_GROUP.finditer(m.string, m.start() + 4, m.end())]
+    for end in reversed(ends[2:]):
+        if iban_ok(m.string[m.start() : end]):
+            return end
+    return None
+
+
 @dataclass(frozen=True)
 class PiiMatch:
     kind: str
@@ -122,8 +138,9 @@ def _candidates(kind: str, text: str) -> Iterable[PiiMatch]:
             yield PiiMatch(kind, m.start(), m.end(), m.group(0))
     elif kind == "iban":
         for m in _IBAN.finditer(text):
-            if iban_ok(m.group(0)):
-                yield PiiMatch(kind, m.start(), m.end(), m.group(0))
+            found = _iban_prefix(m)
+            if found is not None:
+                yield PiiMatch(kind, m.start(), found, text[m.start() : found])
     elif kind == "card":
         for m in _CARD.finditer(text):
             digits = re.sub(r"\D", "", m.group(0))

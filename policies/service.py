@@ -1,12 +1,15 @@
 """One object bundling every policy component, built from the settings.
 
 ``PolicyService.from_settings(settings)`` loads the directory, the access rules, the usage
-policy and the models registry, opens the database (migrating the policies tables on first use)
-and the key files, and exposes ``.directory .rules .gate .licence .audit .pii .accounts``.
+policy and the models registry, opens the database (migrating the policies tables on first use;
+a log written before records were signed is re-anchored once, see
+:meth:`~policies.audit.AuditLog.upgrade_legacy_chain`) and the key files, and exposes
+``.directory .rules .gate .licence .audit .pii .accounts``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,19 +20,49 @@ from core.settings import Settings
 from policies.access import AccessRules
 from policies.accounts import LocalAccounts
 from policies.audit import AuditLog
+from policies.audit_anchors import Anchors, AnchorStore, DatabaseAnchors, FileAnchors, SyslogAnchors
 from policies.decision import policy_version
 from policies.directory import Directory
 from policies.gate import UsageGate
 from policies.identity import Principal
-from policies.keys import HmacKey, load_or_create_hmac_key, load_or_create_signing_key, public_pem
+from policies.keys import (
+    HmacKey,
+    load_or_create_hmac_key,
+    load_or_create_signing_key,
+    load_public_keys,
+)
 from policies.licence import LicenceGate
 from policies.models import ModelRegistry
 from policies.pii import PiiMasker
 from policies.usage import UsagePolicy
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+ANCHOR_FILE = Path("audit-anchors") / "anchors.jsonl"
 VERSION_TABLE = "alembic_version_policies"
 _MIGRATED: set[str] = set()
+
+
+def anchor_stores(settings: Settings) -> list[AnchorStore]:
+    """The external anchor stores the settings configure (docs/policies.md)."""
+    pol = settings.policy
+    stores: list[AnchorStore] = []
+    if pol.audit_anchor_file_enabled:
+        stores.append(FileAnchors(pol.audit_anchor_file or settings.data_dir / ANCHOR_FILE))
+    if pol.audit_anchor_database_url is not None:
+        stores.append(DatabaseAnchors(pol.audit_anchor_database_url.get_secret_value()))
+    if pol.audit_anchor_syslog:
+        stores.append(SyslogAnchors(pol.audit_anchor_syslog))
+    return stores
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What ``forget`` removed: the audit pseudonym link, usage counters, and per package the
+    rows its ``<package>.erasure`` hook deleted (chat history: conversations)."""
+
+    had_pseudonym: bool
+    usage_rows: int
+    erased: dict[str, int] = field(default_factory=dict)
 
 
 def migrate_policies(engine: Engine) -> None:
@@ -71,8 +104,10 @@ class PolicyService:
         self.audit = AuditLog(
             engine,
             HmacKey(load_or_create_hmac_key(self.audit_key_file)),
+            signer=self.signing_key,
             masker=self.pii if pol.mask_pii_in_audit else None,
-            trusted_public_keys=[public_pem(self.signing_key)],
+            trusted_public_keys=load_public_keys(pol.audit_public_keys),
+            anchors=Anchors(anchor_stores(settings), pol.audit_anchor_every),
         )
         self.accounts = LocalAccounts(
             engine,
@@ -83,7 +118,12 @@ class PolicyService:
         )
         self.gate = UsageGate(usage, engine, self.policy_version)
         self.licence = LicenceGate(
-            registry, engine, self.audit, self.licences_dir, self.policy_version
+            registry,
+            engine,
+            self.audit,
+            self.licences_dir,
+            self.policy_version,
+            rehash_interval_s=pol.model_rehash_interval_s,
         )
 
     @classmethod
@@ -92,7 +132,7 @@ class PolicyService:
 
         engine = make_engine(settings.db_url)
         migrate_policies(engine)
-        return cls(
+        svc = cls(
             settings,
             engine,
             directory=Directory.load(settings.directory),
@@ -100,6 +140,8 @@ class PolicyService:
             usage=UsagePolicy.load(settings.policy.usage_file),
             registry=ModelRegistry.load(settings.policy.models_file),
         )
+        svc.audit.upgrade_legacy_chain(svc.version)
+        return svc
 
     def policy_version(self) -> str:
         return self.version
@@ -145,6 +187,15 @@ class PolicyService:
         return self.pii.mask(text) if self.settings.policy.mask_pii_in_audit else text
 
     def forget_user(self, user_id: str) -> bool:
-        """Erasure: unlink the user's audit pseudonym and drop their usage counters."""
-        self.gate.forget_user(user_id)
-        return self.audit.forget_user(user_id)
+        """Erasure (:meth:`erase_user`); True if the user had an audit pseudonym."""
+        return self.erase_user(user_id).had_pseudonym
+
+    def erase_user(self, user_id: str) -> Erasure:
+        """Erasure request: unlink the user's audit pseudonym, drop their usage counters, and
+        delete what other packages keep about them (the chat history), found through their
+        ``erasure`` hooks (:mod:`core.erasure`)."""
+        from core.erasure import erase_user_everywhere
+
+        usage = self.gate.forget_user(user_id)
+        had = self.audit.forget_user(user_id)
+        return Erasure(had, usage, erase_user_everywhere(self.engine, user_id))

@@ -1,8 +1,10 @@
 """SQLAlchemy models of the policies package (its own metadata and Alembic history).
 
 ``audit_records`` is append-only: the repository in :mod:`policies.audit` has no update or
-delete path except the retention purge. ``audit_head`` is a single row holding the chain head;
-appenders lock it so concurrent writers form one linear chain.
+delete path except the retention purge. Each record carries the ed25519 signature of its
+position and hash (``key_id``, ``signature``; empty for records written before revision
+0002_signed_audit). ``audit_head`` is a single row holding the chain head; appenders lock it so
+concurrent writers form one linear chain.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class AuditRecordRow(PoliciesBase):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON object
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Not hashed: the signature covers the hash (policies.audit_checkpoint.anchor_body).
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditHead(PoliciesBase):

@@ -19,6 +19,7 @@ import yaml
 
 from core.errors import ConfigError
 from policies.identity import ROLES, Principal
+from policies.screen_text import screen_views
 
 SHIPPED_USAGE = Path(__file__).with_name("default_usage.yaml")
 LIMIT_FIELDS = ("requests_per_day", "tokens_per_day", "requests_per_minute")
@@ -150,9 +151,11 @@ class UsagePolicy:
         return Limits(**values)
 
     def screen(self, text: str) -> AupHit | None:
-        norm = " ".join(text.split())
+        """The first category whose pattern matches ``text`` or one of its normalised views
+        (:func:`policies.screen_text.screen_views`: look-alikes, invisible characters, leet)."""
+        views = screen_views(text)
         for cat in self.categories:
             for pat in cat.patterns:
-                if pat.search(norm):
+                if any(pat.search(view) for view in views):
                     return AupHit(cat, pat.pattern)
         return None

@@ -23,8 +23,9 @@ from core.errors import ConfigError
 from policies.models import file_sha256
 
 
-def weights_manifest(directory: Path) -> str:
-    """The ``sha256sum``-format manifest of every non-hidden regular file under ``directory``."""
+def weights_manifest(directory: Path, max_age_s: float | None = None) -> str:
+    """The ``sha256sum``-format manifest of every non-hidden regular file under ``directory``
+    (file digests cached as :func:`policies.models.file_sha256` says)."""
     if not directory.is_dir():
         raise ConfigError(f"model weights directory {directory} does not exist")
     files = sorted(
@@ -36,11 +37,11 @@ def weights_manifest(directory: Path) -> str:
     )
     if not files:
         raise ConfigError(f"model weights directory {directory} holds no files")
-    return "".join(f"{file_sha256(directory / rel)}  {rel}\n" for rel in files)
+    return "".join(f"{file_sha256(directory / rel, max_age_s)}  {rel}\n" for rel in files)
 
 
-def weights_sha256(path: Path) -> str:
+def weights_sha256(path: Path, max_age_s: float | None = None) -> str:
     """sha256 of a GGUF file, or of the manifest of a weights directory."""
     if path.is_dir():
-        return hashlib.sha256(weights_manifest(path).encode()).hexdigest()
-    return file_sha256(path)
+        return hashlib.sha256(weights_manifest(path, max_age_s).encode()).hexdigest()
+    return file_sha256(path, max_age_s)

@@ -23,6 +23,7 @@ from pathlib import Path
 from core.errors import EmptyDocumentError, IngestError, ParseFailedError
 from core.settings import IngestSettings
 from ingest.parsing.blocks import Block, ParsedDocument
+from ingest.parsing.caps import check_chunks
 from ingest.parsing.parse import parse_file, plain_reason
 
 _UNKNOWN_LEVEL = 99
@@ -55,6 +56,7 @@ def chunk_file(path: Path, settings: IngestSettings) -> list[Chunk]:
         ) from exc
     if not chunks:
         raise EmptyDocumentError("the document has no text to index")
+    check_chunks(len(chunks), settings)
     return chunks
 
 

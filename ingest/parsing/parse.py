@@ -19,6 +19,7 @@ from typing import Any
 from core.errors import EmptyDocumentError, ParseFailedError
 from core.settings import IngestSettings
 from ingest.parsing.blocks import Block, ParsedDocument
+from ingest.parsing.caps import capped_blocks, check_archive
 from ingest.parsing.detect import Detected, detect
 from ingest.parsing.offline import prepare_unstructured
 from ingest.parsing.pdfprobe import norm, pdf_text_sample, probe_pdf
@@ -63,10 +64,11 @@ _IMAGE_KINDS = frozenset({"png", "jpg", "tiff", "bmp", "heic", "webp"})
 def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
     """Detect, then parse. Raises only :mod:`ingest.errors` (and lets bugs surface as-is)."""
     found = detect(path, max_file_mb=settings.max_file_mb, ocr=settings.ocr)
+    check_archive(path, found.kind, settings)
     prepare_unstructured()
     meta_title: str | None = None
     if found.kind in ("txt", "md") and found.size > FAST_TEXT_BYTES:
-        blocks = list(iter_text_blocks(path, markdown=found.kind == "md"))
+        blocks = list(capped_blocks(iter_text_blocks(path, markdown=found.kind == "md"), settings))
     elif found.kind == "pdf":
         meta_title, blocks = _parse_pdf(path, settings)
     elif found.kind in _IMAGE_KINDS:
@@ -75,12 +77,13 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
         blocks = _parse_delimited(path, found)
     else:
         elements = _partition(path, found)
-        blocks = list(_to_blocks(elements, found.kind))
+        blocks = list(capped_blocks(_to_blocks(elements, found.kind), settings))
         if found.kind in ("eml", "msg"):
             meta_title, header = _email_header(path, found.kind, elements)
             blocks = header + blocks
         elif found.kind in ("docx", "pptx", "xlsx"):
             meta_title = ooxml_title(path)
+    blocks = list(capped_blocks(blocks, settings))
     if not any(b.text.strip() or b.rows for b in blocks):
         raise EmptyDocumentError(f"no text found in this {found.kind.upper()} file")
     return ParsedDocument(

@@ -14,6 +14,11 @@ Rules (documented in docs/ingest.md):
   duplicate chunks, no loops).
 - A directory that cannot be listed is reported as :class:`Unreadable`; the sync keeps the
   state of the files below it instead of treating them as deleted.
+- A file whose name (or a directory name on its path) is not valid UTF-8 (a Latin-1 name on a
+  Linux share, say) is reported as :class:`Rejected` (code ``ingest.bad_file_name``, recorded as
+  failed) under a printable form of its path: the bytes that are not UTF-8 are written as
+  ``\\xNN`` (``caf\\xe9.md``). Nothing else of the sync depends on it. Rename the file to index
+  it.
 
 Entries come in a deterministic order (names sorted per directory, depth first).
 """
@@ -41,6 +46,7 @@ IGNORED_PATTERNS = (
 )
 
 SYMLINK_OUTSIDE_ROOT = "ingest.symlink_outside_root"
+BAD_FILE_NAME = "ingest.bad_file_name"
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,16 @@ def is_ignored(name: str) -> bool:
     return any(fnmatch.fnmatchcase(lowered, pat) for pat in IGNORED_PATTERNS)
 
 
+def printable_path(rel: str) -> str:
+    """``rel`` as text every database and terminal takes: bytes of the name that were not
+    UTF-8 (Python keeps them as lone surrogates) written as ``\\xNN``."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", "backslashreplace")
+    return rel
+
+
 def _inside(target: str, root: str) -> bool:
     return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -102,7 +118,9 @@ def walk(root: Path) -> Iterator[WalkItem]:
             with os.scandir(abs_dir) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            yield Unreadable(rel_dir=rel_dir, message=f"cannot list directory: {exc.strerror}")
+            yield Unreadable(
+                rel_dir=printable_path(rel_dir), message=f"cannot list directory: {exc.strerror}"
+            )
             continue
         subdirs: list[tuple[str, str]] = []
         for entry in entries:
@@ -117,7 +135,7 @@ def walk(root: Path) -> Iterator[WalkItem]:
                 target = os.path.realpath(entry.path)
                 if not _inside(target, real_root):
                     yield Rejected(
-                        rel_path=rel,
+                        rel_path=printable_path(rel),
                         path=Path(entry.path),
                         code=SYMLINK_OUTSIDE_ROOT,
                         message="symlink points outside the source root; not followed",
@@ -125,6 +143,14 @@ def walk(root: Path) -> Iterator[WalkItem]:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 subdirs.append((entry.path, rel))
+            elif stat.S_ISREG(st.st_mode) and printable_path(rel) != rel:
+                yield Rejected(
+                    rel_path=printable_path(rel),
+                    path=Path(entry.path),
+                    code=BAD_FILE_NAME,
+                    message="the file name is not valid UTF-8 text (the undecodable bytes are "
+                    "shown as \\xNN); rename the file to index it",
+                )
             elif stat.S_ISREG(st.st_mode):
                 yield FileEntry(
                     rel_path=rel,

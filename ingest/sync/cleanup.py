@@ -6,10 +6,16 @@
   accounts for (unknown ``doc_id``, or a chunk index beyond the row's chunk count) are deleted.
 - :meth:`Cleanup.delete_missing`: documents whose files the walk did not see are deleted
   (row ``deleting`` first, then the points, a flush, then the row), except below directories
-  that could not be listed.
+  that could not be listed. Those files are kept, but their access is recomputed: groups come
+  from the rules and need no file read, so a tightened rule takes effect there too
+  (:meth:`Cleanup.reapply_access`).
 """
 
 from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
@@ -18,12 +24,14 @@ from core.db import session_scope
 from ingest import faults
 from ingest.index.base import VectorIndex
 from ingest.model import ids_for
+from ingest.sync.permissions import Access, PermissionResolver
 from ingest.sync.state import (
     DELETING,
     INDEXING,
     OK,
     FileRecord,
     FileRow,
+    encode_groups,
     files_by_doc_id,
     mark_seen,
     utcnow,
@@ -39,7 +47,9 @@ class Cleanup:
         source: str,
         source_id: int,
         summary: SyncSummary,
+        root: Path | None = None,
     ) -> None:
+        self.root = root
         self.engine = engine
         self.index = index
         self.source = source
@@ -110,8 +120,15 @@ class Cleanup:
         return out
 
     # -- deletions -----------------------------------------------------------------------------
-    def delete_missing(self, run_id: int, unreadable: list[str], renamed_from: set[str]) -> None:
-        """Drop documents whose files the walk did not see (keeping unreadable subtrees)."""
+    def delete_missing(
+        self,
+        run_id: int,
+        unreadable: list[str],
+        renamed_from: set[str],
+        resolver: PermissionResolver | None = None,
+    ) -> None:
+        """Drop documents whose files the walk did not see (keeping unreadable subtrees, whose
+        access is recomputed with ``resolver``)."""
         keep_prefixes = tuple(f"{d}/" for d in unreadable if d)
         keep_all = "" in unreadable
         while True:
@@ -129,6 +146,8 @@ class Cleanup:
                 return
             kept = [r for r in rows if keep_all or r.rel_path.startswith(keep_prefixes)]
             gone = [r for r in rows if r not in kept]
+            if resolver is not None and kept:
+                self.reapply_access(kept, resolver)
             with session_scope(self.engine) as s:
                 mark_seen(s, [r.id for r in kept], run_id)
                 if gone:
@@ -152,3 +171,64 @@ class Cleanup:
             with session_scope(self.engine) as s:
                 s.execute(delete(FileRow).where(FileRow.id.in_([r.id for r in gone])))
             self.summary.deleted += sum(1 for r in gone if r.doc_id not in renamed_from)
+
+    # -- access below unlistable directories ---------------------------------------------------
+    def _access(self, record: FileRecord, resolver: PermissionResolver) -> Access:
+        """The file's access from the rules (no read needed). With POSIX permissions on, the
+        file's mode and group come from a ``stat`` when the directory still allows one;
+        otherwise the last known mode decides and the owner group is unknown, so a group-only
+        file keeps at most the groups it had (fail closed: a rule can narrow, never widen)."""
+        if not resolver.posix:
+            return resolver.access(record.rel_path, record.mode, 0)
+        if self.root is not None:
+            try:
+                st = os.stat(self.root / record.rel_path, follow_symlinks=False)
+            except OSError:
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode):
+                return resolver.access(record.rel_path, stat.S_IMODE(st.st_mode), st.st_gid)
+        rules_only = PermissionResolver(resolver.rules, resolver.source, posix=False)
+        access = rules_only.access(record.rel_path, record.mode, 0)
+        if record.mode & stat.S_IROTH:
+            return access
+        if record.mode & stat.S_IRGRP:
+            kept = tuple(g for g in access.groups if g in record.allowed_groups)
+            return Access(kept, access.classification)
+        return Access((), access.classification)
+
+    def reapply_access(self, records: list[FileRecord], resolver: PermissionResolver) -> None:
+        """Rewrite ``allowed_groups``/``classification`` of kept files whose access changed:
+        the index first (flushed), then the rows, so a crash in between is redone next run."""
+        changed = [
+            (r, a)
+            for r in records
+            if (a := self._access(r, resolver)).groups != r.allowed_groups
+            or a.classification != r.classification
+        ]
+        if not changed:
+            return
+        for r, a in changed:
+            if r.status == OK:
+                ids = ids_for(r.doc_id, 0, r.chunk_count)
+            elif r.status in (INDEXING, DELETING):  # a killed run's points, if any
+                ids = sorted(self.index.doc_point_ids(r.doc_id))
+            else:
+                continue
+            if ids:
+                payload = {"allowed_groups": list(a.groups), "classification": a.classification}
+                self.index.set_payload(ids, payload)
+        self.index.flush()
+        with session_scope(self.engine) as s:
+            for r, a in changed:
+                s.execute(
+                    update(FileRow)
+                    .where(FileRow.id == r.id)
+                    .values(
+                        allowed_groups=encode_groups(a.groups),
+                        classification=a.classification,
+                        updated_at=utcnow(),
+                    )
+                )
+        self.summary.permissions_updated += sum(
+            1 for r, _ in changed if r.status == OK and r.chunk_count
+        )

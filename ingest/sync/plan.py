@@ -45,6 +45,7 @@ _READ_BLOCK = 1 << 20
 EMPTY = "ingest.empty"
 TOO_LARGE = "ingest.too_large"
 UNREADABLE = "ingest.unreadable"
+UNREADABLE_DIR = "ingest.unreadable_dir"
 # Codes that mean "not a document we index" (skipped); every other code is a failure.
 SKIP_CODES = PARSER_SKIP_CODES | {TOO_LARGE, EMPTY, SYMLINK_OUTSIDE_ROOT}
 
@@ -140,6 +141,7 @@ class Planner:
         self.retry_failed = retry_failed
         self.force = force
         self.unreadable_dirs: list[str] = []
+        self.unreadable: list[Unreadable] = []
         self.walked = 0
         self.claimed_donors: set[str] = set()
 
@@ -148,6 +150,7 @@ class Planner:
         for item in walk(self.root):
             if isinstance(item, Unreadable):
                 self.unreadable_dirs.append(item.rel_dir)
+                self.unreadable.append(item)
                 continue
             self.walked += 1
             batch.append(item)
@@ -169,7 +172,14 @@ class Planner:
                 yield self._plan_file(item, record)
 
     def _rejected(self, item: Rejected, record: FileRecord | None) -> WorkItem:
-        if record is not None and record.status == SKIPPED and record.sha256 is None:
+        """A path refused without reading it: reported once, then unchanged while it stays
+        refused (like a failed file, until ``--retry-failed``)."""
+        if (
+            record is not None
+            and record.sha256 is None
+            and record.status == status_for(item.code)
+            and not (self.retry_failed and record.status == FAILED)
+        ):
             return Unchanged(record.id)
         return NotIndexable(
             item.rel_path, None, record, None, Access((), None), item.code, item.message

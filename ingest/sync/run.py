@@ -9,12 +9,16 @@ Order of a run (design notes in docs/ingest.md):
    lookup; new/changed files are parsed in worker processes (:mod:`ingest.parsing.workers`),
    embedded here in batches and written in crash-safe groups (:mod:`ingest.sync.writer`);
 4. delete the documents whose files are gone (a document's row goes ``deleting`` first);
-5. record the run's counters and release the lock.
+   files below a directory the walk could not list are kept, their access recomputed from the
+   rules (:meth:`~ingest.sync.cleanup.Cleanup.delete_missing`);
+5. record the run's counters, write a ``sync_run`` audit record (completed or failed) and
+   release the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import socket
@@ -42,7 +46,7 @@ from ingest.sync.cleanup import Cleanup
 from ingest.sync.lock import SyncLock, store_identity
 from ingest.sync.permissions import PermissionResolver
 from ingest.sync.pipeline import Pipeline
-from ingest.sync.plan import Planner
+from ingest.sync.plan import UNREADABLE_DIR, Planner
 from ingest.sync.state import (
     RUN_COMPLETED,
     RUN_FAILED,
@@ -55,9 +59,10 @@ from ingest.sync.state import (
     source_id_for,
     utcnow,
 )
-from ingest.sync.summary import SyncSummary
+from ingest.sync.summary import FileIssue, SyncSummary
 from ingest.sync.writer import Writer
 from policies.access import AccessRules
+from policies.service import PolicyService
 
 __all__ = ["SyncProgress", "SyncSummary", "run_sync"]
 
@@ -109,11 +114,15 @@ def run_sync(
     force: bool = False,
     allow_empty_root: bool = False,
     index: VectorIndex | None = None,
+    policies: PolicyService | None = None,
+    actor: str | None = None,
 ) -> SyncSummary:
     """Sync ``root`` into the index as source ``source``; return what changed.
 
     ``index``: an index the caller already holds open (the UI process owns the embedded store
-    and syncs through its own handle); it is used as is and not closed here.
+    and syncs through its own handle); it is used as is and not closed here. ``policies``: whose
+    audit log the ``sync_run`` record goes to (default: built from the settings); ``actor``: who
+    started the sync (default ``sync:<operating system login>``).
 
     Raises :class:`SyncInProgressError` when another sync holds the store,
     :class:`~core.errors.StoreLockedError` when another process holds the embedded store,
@@ -121,6 +130,8 @@ def run_sync(
     name = check_source_name(source)
     path = check_root(root)
     rules = AccessRules.load(settings.access_rules)
+    if policies is None:
+        policies = PolicyService.from_settings(settings)
     engine = open_state(settings.db_url)
     lock = SyncLock(engine, store_identity(settings), name)
     previous = lock.acquire()
@@ -139,6 +150,8 @@ def run_sync(
                 rules=rules,
                 workers=workers if workers is not None else settings.ingest.workers,
                 progress=progress,
+                policies=policies,
+                actor=actor or f"sync:{getpass.getuser()}",
             )
             return run.execute(
                 took_over=previous is not None,
@@ -166,8 +179,12 @@ class _Run:
         rules: AccessRules,
         workers: int,
         progress: ProgressFn | None,
+        policies: PolicyService,
+        actor: str,
     ) -> None:
         self.settings = settings
+        self.policies = policies
+        self.actor = actor
         self.engine = engine
         self.index = index
         self.lock = lock
@@ -260,7 +277,9 @@ class _Run:
         self.summary.run_id = self.run_id
         self.lock.set_run(self.run_id)
         try:
-            cleanup = Cleanup(self.engine, self.index, self.source, self.source_id, self.summary)
+            cleanup = Cleanup(
+                self.engine, self.index, self.source, self.source_id, self.summary, self.root
+            )
             cleanup.rebuild_if_index_lost()
             if needs_repair:
                 self._report("repair", 0, None, force_emit=True)
@@ -283,8 +302,13 @@ class _Run:
                     "indexed files: refusing to delete them all (an unmounted share looks "
                     "like this). Pass --allow-empty-root if the files really are gone."
                 )
+            self.summary.unreadable = [
+                FileIssue(u.rel_dir or ".", UNREADABLE_DIR, u.message) for u in planner.unreadable
+            ]
             self._report("delete", 0, None, force_emit=True)
-            cleanup.delete_missing(self.run_id, planner.unreadable_dirs, self._renamed_from)
+            cleanup.delete_missing(
+                self.run_id, planner.unreadable_dirs, self._renamed_from, planner.resolver
+            )
             if self.summary.chunks:
                 self.index.optimize()
         except BaseException as exc:
@@ -317,6 +341,37 @@ class _Run:
         except Exception:
             if exc is None:
                 raise
+        self._audit(status, code or ("ingest.error" if exc else None), message, exc)
+
+    def _audit(
+        self, status: str, code: str | None, message: str | None, exc: BaseException | None
+    ) -> None:
+        """The run's ``sync_run`` audit record (who, which source, how it ended, counters)."""
+        sm = self.summary
+        details = {
+            "source": self.source,
+            "root": str(self.root),
+            "run_id": self.run_id,
+            "status": status,
+            "counters": sm.counters(),
+            "error_code": code,
+            "error_message": message[:500] if message else None,
+            "rules_version": self.rules.version,
+            "unreadable": [i.as_dict() for i in sm.unreadable[:50]],
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        try:
+            self.policies.audit.append(
+                "sync_run",
+                user_id=self.actor,
+                policy_version=self.policies.version,
+                latency_ms=sm.seconds * 1000,
+                details=details,
+            )
+        except Exception:
+            if exc is None:
+                raise  # a sync that cannot be audited is not done
 
     def _has_files(self) -> bool:
         with session_scope(self.engine) as s:

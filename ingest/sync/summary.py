@@ -38,6 +38,8 @@ class SyncSummary:
     seconds: float = 0.0
     failed: list[FileIssue] = field(default_factory=list)
     skipped: list[FileIssue] = field(default_factory=list)
+    unreadable: list[FileIssue] = field(default_factory=list)
+    """Directories the walk could not list: their files are kept (access recomputed)."""
 
     def add_issue(self, status: str, issue: FileIssue) -> None:
         if status == "failed":
@@ -71,6 +73,7 @@ class SyncSummary:
         out.update(self.counters())
         out["failed"] = [i.as_dict() for i in self.failed]
         out["skipped"] = [i.as_dict() for i in self.skipped]
+        out["unreadable"] = [i.as_dict() for i in self.unreadable]
         out["failed_count"] = self.failed_count
         out["skipped_count"] = self.skipped_count
         out["lists_truncated"] = self.failed_count > len(self.failed) or self.skipped_count > len(

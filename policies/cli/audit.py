@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from core import cli
-from core.cli import ConfigOpt, JsonOpt, err, out
+from core.cli import ConfigOpt, JsonOpt, cli_actor, err, out
 from core.errors import EXIT_FAILED, EXIT_OK, AuditIntegrityError, AuditUsageError
 from policies.cli.common import admin_event, parse_time, service
 
@@ -19,14 +19,44 @@ app = cli.new_app("audit", "The tamper-evident audit log.")
 
 @app.command("verify")
 @cli.command
-def audit_verify(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """Walk the hash chain; exit 0 when intact, 1 naming the first bad record."""
+def audit_verify(
+    anchors: list[Path] = typer.Option(
+        [],
+        "--anchors",
+        help="More external anchors to check against (a copy of an anchor file, or what a "
+        "syslog collector stored); repeatable.",
+    ),
+    public_keys: list[Path] = typer.Option(
+        [],
+        "--public-key",
+        help="Trust only these PEM public keys (repeatable); default: the signing key's and "
+        "policy.audit_public_keys.",
+    ),
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the chain, every signature and the external anchors; exit 0 intact, 1 naming the
+    first bad record."""
+    from policies.audit_anchors import read_lines
+    from policies.audit_checkpoint import TrustedKeys
+    from policies.keys import load_public_keys
+
     svc = service(config)
+    for path in anchors:
+        if not path.is_file():
+            raise AuditUsageError(f"--anchors {path}: no such file")
+    if public_keys:
+        pems = load_public_keys(public_keys)
+        svc.audit.trusted_public_keys = pems
+        svc.audit.trusted = TrustedKeys(pems)
+    extra = [(str(p), read_lines(p, str(p))) for p in anchors]
     with err.status("verifying the audit chain"):
-        result = svc.audit.verify()
+        result = svc.audit.verify(extra_anchors=extra)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+    for note in result.notes:
+        cli.warn(note)
     if not result.ok:
         raise AuditIntegrityError(
             f"TAMPERED: first bad record {result.first_bad_id}: {result.message} "
@@ -44,23 +74,46 @@ def audit_export(
     out_file: Path | None = typer.Option(None, "--out", help="File (else stdout)."),
     config: ConfigOpt = None,
 ) -> None:
-    """Export records plus a signed checkpoint (jsonl: last line; csv: FILE.checkpoint.json)."""
-    from policies.audit_checkpoint import checkpoint_dict
+    """Export records plus a signed manifest (jsonl: last line; csv: FILE.manifest.json);
+    the export is audited."""
     from policies.audit_retention import export
 
     svc = service(config)
     start, end = parse_time(since, "since"), parse_time(until, "until")
+    actor = cli_actor()
     if out_file is None:
-        n, cp = export(svc.audit, svc.signing_key, sys.stdout, fmt, since=start, until=end)
+        n, manifest = export(
+            svc.audit,
+            svc.signing_key,
+            sys.stdout,
+            fmt,
+            since=start,
+            until=end,
+            actor=actor,
+            policy_version=svc.version,
+        )
         if fmt == "csv":
-            err.print(json.dumps(checkpoint_dict(cp)), highlight=False)
+            err.print(json.dumps(manifest.to_dict()), highlight=False)
         return
     with out_file.open("w", encoding="utf-8", newline="") as fh:
-        n, cp = export(svc.audit, svc.signing_key, fh, fmt, since=start, until=end)
+        n, manifest = export(
+            svc.audit,
+            svc.signing_key,
+            fh,
+            fmt,
+            since=start,
+            until=end,
+            actor=actor,
+            policy_version=svc.version,
+        )
     if fmt == "csv":
-        side = out_file.with_name(out_file.name + ".checkpoint.json")
-        side.write_text(json.dumps(checkpoint_dict(cp), indent=2) + "\n", encoding="utf-8")
-    err.print(f"exported {n} records to {out_file}; checkpoint {cp.id} at record {cp.head_id}")
+        side = out_file.with_name(out_file.name + ".manifest.json")
+        side.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
+    body = manifest.body
+    err.print(
+        f"exported {n} records ({body['first_id']}..{body['last_id']}) to {out_file} with a "
+        "signed manifest"
+    )
 
 
 @app.command("verify-export")
@@ -86,6 +139,25 @@ def audit_verify_export(
             f"BROKEN at line {result.first_bad_line}: {result.message} [{result.reason_code}]"
         )
     out.print(f"[green]{escape(result.message)}[/green]")
+
+
+@app.command("acknowledge-loss")
+@cli.command
+def audit_acknowledge_loss(
+    reason: str = typer.Option(..., "--reason", help="Why the records are gone (restore, ...)."),
+    anchors: list[Path] = typer.Option([], "--anchors", help="More anchor files (as verify)."),
+    config: ConfigOpt = None,
+) -> None:
+    """After restoring an older backup: declare the records the external anchors name but the
+    database lost, in a signed record (the loss stays visible to every later verification)."""
+    from policies.audit_anchors import read_lines
+
+    svc = service(config)
+    extra = [(str(p), read_lines(p, str(p))) for p in anchors]
+    first, last, rid = svc.audit.acknowledge_loss(
+        cli_actor(), reason, svc.version, extra_anchors=extra
+    )
+    out.print(f"records {first}..{last} declared lost in record {rid}")
 
 
 @app.command("checkpoint")
@@ -146,8 +218,19 @@ def audit_forget(
     user: str = typer.Option(..., "--user", help="User id to unlink from the audit log."),
     config: ConfigOpt = None,
 ) -> None:
-    """Erasure request: delete the link between USER and their audit pseudonym."""
+    """Erasure request: unlink USER from their audit pseudonym, delete their usage counters and
+    their chat history."""
     svc = service(config)
-    existed = svc.forget_user(user)
-    admin_event(svc, "audit.forget_user", had_pseudonym=existed)
-    out.print(f"{'unlinked' if existed else 'no pseudonym for'} '{user}'")
+    done = svc.erase_user(user)
+    admin_event(
+        svc,
+        "audit.forget_user",
+        had_pseudonym=done.had_pseudonym,
+        usage_rows=done.usage_rows,
+        erased=done.erased,
+    )
+    conversations = done.erased.get("assistant", 0)
+    out.print(
+        f"{'unlinked' if done.had_pseudonym else 'no pseudonym for'} '{user}'; deleted "
+        f"{conversations} conversation(s) of chat history"
+    )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core import cli
+from core.cli import cli_actor
 from core.errors import UsageError
 from policies.identity import Principal
 from policies.service import PolicyService
@@ -28,7 +28,7 @@ def admin_event(svc: PolicyService, action: str, **details: Any) -> None:
     """Audit an administrative change made from the command line."""
     svc.audit.append(
         "admin_change",
-        user_id=f"cli:{getpass.getuser()}",
+        user_id=cli_actor(),
         policy_version=svc.version,
         details={"action": action, **details},
     )

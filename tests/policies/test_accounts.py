@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import statistics
+import threading
+import time
+from pathlib import Path
+
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from core.db import session_scope
 from core.errors import AccountError, AuthenticationError, LoginFailed
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from policies.accounts import GENERIC_LOGIN_FAILURE, LocalAccounts
 from policies.service import PolicyService
 from policies.tables import Account
@@ -106,3 +111,94 @@ def test_service_authenticate_audits_logins(settings: Settings) -> None:
     assert [r["details"]["ok"] for r in logins] == [True, False]
     assert logins[1]["details"]["reason"] == "bad_password"
     assert svc.audit.verify().ok
+
+
+# Issue 14, item 6 --------------------------------------------------------------------------
+
+
+class CountingHasher(PasswordHasher):
+    """The real argon2 hasher, counting verifications (the work an answer costs)."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8192, parallelism=1)
+        self.verifications = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verifications += 1
+        return super().verify(hash, password)
+
+
+def test_every_refusal_costs_one_argon2_verification(settings: Settings) -> None:
+    """An unknown name, a wrong password, a disabled and a locked account all spend the same
+    argon2 work, so the time to answer does not tell them apart."""
+    svc = PolicyService.from_settings(settings)
+    hasher = CountingHasher()
+    accounts = LocalAccounts(svc.engine, svc.directory, lockout_attempts=2, hasher=hasher)
+    accounts.create("alice", "correct horse battery")
+    accounts.create("carol", "correct horse battery")
+    accounts.disable("carol")
+    for _ in range(2):
+        with pytest.raises(LoginFailed):
+            accounts.authenticate("alice", "wrong password!")
+    cases = [
+        ("nobody", "whatever1234", "unknown"),
+        ("alice", "correct horse battery", "locked"),
+        ("alice", "wrong password!", "locked"),
+        ("carol", "correct horse battery", "disabled"),
+    ]
+    for name, password, detail in cases:
+        before = hasher.verifications
+        with pytest.raises(LoginFailed) as info:
+            accounts.authenticate(name, password)
+        assert info.value.detail == detail
+        assert hasher.verifications - before == 1, f"{detail}: {hasher.verifications - before}"
+
+
+def test_locked_account_answers_as_slowly_as_an_unknown_one(settings: Settings) -> None:
+    svc = PolicyService.from_settings(settings)
+    accounts = LocalAccounts(svc.engine, svc.directory, lockout_attempts=1)  # real argon2id
+    accounts.create("bob", "correct horse battery")
+    with pytest.raises(LoginFailed):
+        accounts.authenticate("bob", "wrong password!")
+
+    def timed(name: str) -> float:
+        t0 = time.perf_counter()
+        with pytest.raises(LoginFailed):
+            accounts.authenticate(name, "wrong password!")
+        return time.perf_counter() - t0
+
+    timed("nobody")  # the unknown path's first call prepares its dummy hash
+    locked = statistics.median(timed("bob") for _ in range(5))
+    unknown = statistics.median(timed("nobody") for _ in range(5))
+    assert locked > 0.4 * unknown, (locked, unknown)
+
+
+def test_parallel_wrong_passwords_lock_the_account(db_config: Path) -> None:
+    """16 wrong passwords at once must count as 16 (no lost updates): the account locks."""
+    svc = PolicyService.from_settings(load_settings(db_config))
+    slow = PasswordHasher(time_cost=2, memory_cost=16384, parallelism=1)
+    accounts = LocalAccounts(svc.engine, svc.directory, lockout_attempts=5, hasher=slow)
+    accounts.create("alice", "correct horse battery")
+    barrier = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            accounts.authenticate("alice", "wrong password!")
+        except LoginFailed:
+            pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    [info] = accounts.list()
+    assert info.locked_until is not None, info
+    with pytest.raises(LoginFailed) as locked:
+        accounts.authenticate("alice", "correct horse battery")
+    assert locked.value.detail == "locked"

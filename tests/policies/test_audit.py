@@ -157,8 +157,9 @@ def test_insert_in_the_middle_is_detected(svc: PolicyService) -> None:
     _sql(svc, "UPDATE audit_records SET id = id + 1000 WHERE id >= 4")
     _sql(svc, "UPDATE audit_records SET id = id - 999 WHERE id >= 1000")
     _insert(svc, _forge(svc, 4, hash3))
-    # the forged record itself links correctly; the displaced original no longer does
-    assert _bad(svc) == (5, "audit.chain_broken")
+    # the forged record links and hashes correctly, but the signature it copied does not cover
+    # it (and a new one needs the signing key)
+    assert _bad(svc) == (4, "audit.signature_invalid")
 
 
 def test_insert_at_the_end_is_detected(svc: PolicyService) -> None:
@@ -176,7 +177,7 @@ def test_reorder_is_detected(svc: PolicyService) -> None:
     assert _bad(svc) == (3, "audit.chain_broken")
 
 
-def test_full_rewrite_is_caught_by_signed_checkpoint(svc: PolicyService) -> None:
+def test_full_rewrite_is_caught_by_the_record_signatures(svc: PolicyService) -> None:
     _fill(svc)
     create_checkpoint(svc.audit, svc.signing_key)
     # the attacker edits record 6 and recomputes every later hash and the head
@@ -196,6 +197,9 @@ def test_full_rewrite_is_caught_by_signed_checkpoint(svc: PolicyService) -> None
         )
         prev = new_hash
     _sql(svc, "UPDATE audit_head SET last_hash = :h", h=prev)
+    assert _bad(svc) == (6, "audit.signature_invalid")
+    # without the record signatures, the signed checkpoint at the head still catches it
+    _sql(svc, "UPDATE audit_records SET signature = NULL, key_id = NULL")
     assert _bad(svc) == (8, "audit.checkpoint_mismatch")
 
 

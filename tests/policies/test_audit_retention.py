@@ -14,7 +14,8 @@ from sqlalchemy import text
 
 from core.errors import AuditError
 from core.settings import load_settings
-from policies.audit_chain import canonical_json
+from policies.audit_chain import FIELDS, canonical_json
+from policies.audit_offline import verify_export
 from policies.audit_retention import (
     RETENTION_FLOOR_DAYS,
     create_checkpoint,
@@ -22,7 +23,7 @@ from policies.audit_retention import (
     purge_older_than,
 )
 from policies.identity import Principal
-from policies.keys import verify_signature
+from policies.keys import public_pem, verify_signature
 from policies.service import PolicyService
 
 ALICE = Principal("alice", frozenset({"hr"}))
@@ -120,7 +121,7 @@ def _offline_verify(lines: list[dict[str, object]]) -> bool:
     """What an auditor does with an export: recompute each hash from the exported fields."""
     prev = lines[0]["prev_hash"]
     for rec in lines:
-        body = {k: v for k, v in rec.items() if k != "hash"}
+        body = {k: v for k, v in rec.items() if k in FIELDS}
         if rec["prev_hash"] != prev:
             return False
         digest = hashlib.sha256((str(prev) + canonical_json(body)).encode()).hexdigest()
@@ -133,13 +134,14 @@ def _offline_verify(lines: list[dict[str, object]]) -> bool:
 def test_export_jsonl_with_checkpoint_and_time_window(svc: PolicyService) -> None:
     _aged(svc, old=3, new=2, age_days=10)
     buf = io.StringIO()
-    n, cp = export(svc.audit, svc.signing_key, buf, "jsonl")
+    n, manifest = export(svc.audit, svc.signing_key, buf, "jsonl")
     lines = [json.loads(x) for x in buf.getvalue().splitlines()]
     assert n == 5 and len(lines) == 6
     records, last = lines[:5], lines[5]
     assert _offline_verify(records)
-    assert last["checkpoint"]["head_hash"] == records[-1]["hash"] == cp.head_hash
-    payload = canonical_json(last["checkpoint"]).encode()
+    assert last["manifest"]["last_hash"] == records[-1]["hash"] == manifest.body["last_hash"]
+    assert (last["manifest"]["first_id"], last["manifest"]["last_id"]) == (1, 5)
+    payload = canonical_json(last["manifest"]).encode()
     assert verify_signature(last["public_key"], payload, last["signature"])
     records[1]["answer"] = "edited in the export"
     assert not _offline_verify(records)
@@ -147,7 +149,9 @@ def test_export_jsonl_with_checkpoint_and_time_window(svc: PolicyService) -> Non
     window = io.StringIO()
     since = datetime.now(UTC) - timedelta(days=1)
     n, _ = export(svc.audit, svc.signing_key, window, "jsonl", since=since)
-    assert n == 2
+    assert n == 3  # the 2 new records and the audit record of the first export
+    assert json.loads(window.getvalue().splitlines()[2])["details"]["action"] == "audit.export"
+    assert verify_export(window.getvalue().splitlines(), public_pem(svc.signing_key)).ok
     until = io.StringIO()
     n, _ = export(svc.audit, svc.signing_key, until, "jsonl", until=since)
     assert n == 3
@@ -156,10 +160,10 @@ def test_export_jsonl_with_checkpoint_and_time_window(svc: PolicyService) -> Non
 def test_export_csv(svc: PolicyService) -> None:
     svc.audit.append("feedback", principal=ALICE, details={"rating": "up"})
     buf = io.StringIO()
-    n, cp = export(svc.audit, svc.signing_key, buf, "csv")
+    n, manifest = export(svc.audit, svc.signing_key, buf, "csv")
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
     assert n == 1 and rows[0]["event_type"] == "feedback"
     assert json.loads(rows[0]["details"]) == {"rating": "up"}
-    assert rows[0]["hash"] == cp.head_hash
+    assert rows[0]["hash"] == manifest.body["last_hash"] and rows[0]["signature"]
     with pytest.raises(AuditError):
         export(svc.audit, svc.signing_key, buf, "xml")

@@ -102,8 +102,9 @@ def test_audit_verify_export_checkpoint_purge(config_file: Path, tmp_path: Path)
         "2999-12-31T00:00",
     )
     assert code == 0 and dest.read_text().count("\n") == 3
-    side = json.loads(dest.with_name("audit.csv.checkpoint.json").read_text())
-    assert side["checkpoint"]["head_id"] == 2
+    side = json.loads(dest.with_name("audit.csv.manifest.json").read_text())
+    assert (side["manifest"]["first_id"], side["manifest"]["last_id"]) == (1, 2)
+    assert side["manifest"]["head_id"] == 2
     code, out = run(config_file, "audit", "export", "--since", "yesterday")
     assert code == 2 and "--since" in out
     code, out = run(config_file, "audit", "purge", "--older-than-days", "30")

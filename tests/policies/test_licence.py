@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,56 @@ def test_real_default_gguf_assembles_and_is_servable(settings: object, tmp_path:
     svc = PolicyService.from_settings(settings)  # type: ignore[arg-type]
     assert svc.licence.check_servable("gemma-3-270m-q4_k_m", path).allowed
     assert not list(models_dir.glob(".*part"))
+
+
+# Issue 14, item 14: the digest is not trusted on path + size + mtime forever ----------------
+
+
+def _swap_keeping_stat(path: Path) -> None:
+    """Replace the bytes in place with the same size and the old mtime (``touch -r``)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def _accepted(svc: PolicyService, model_file: Path) -> None:
+    _place_licence(svc)
+    svc.licence.accept("acme-llama", ADMIN, STATEMENT)
+    assert svc.licence.check_servable("acme-llama", model_file).allowed
+
+
+def test_swapped_model_file_is_caught_at_the_next_rehash(
+    db_config: Path, tmp_path: Path, model_file: Path
+) -> None:
+    reg = tmp_path / "models.yaml"
+    reg.write_text(_registry_yaml(hashlib.sha256(model_file.read_bytes()).hexdigest()))
+    settings = load_settings(
+        db_config,
+        policy={
+            "models_file": reg,
+            "licences_dir": tmp_path / "licences",
+            "model_rehash_interval_s": 0,
+        },
+    )
+    svc = PolicyService.from_settings(settings)
+    _accepted(svc, model_file)
+    _swap_keeping_stat(model_file)
+    refused = svc.licence.check_servable("acme-llama", model_file)
+    assert refused.reason_code == "licence.hash_mismatch"
+
+
+def test_digest_is_cached_within_the_interval(svc: PolicyService, model_file: Path) -> None:
+    """Within ``policy.model_rehash_interval_s`` (default a day) a 43 GB file is not re-read on
+    every request; the next start hashes it again (the cache lives in the process only)."""
+    from policies.models import clear_digest_cache
+
+    _accepted(svc, model_file)
+    _swap_keeping_stat(model_file)
+    assert svc.licence.check_servable("acme-llama", model_file).allowed
+    clear_digest_cache()  # what a restart does
+    assert svc.licence.check_servable("acme-llama", model_file).reason_code == (
+        "licence.hash_mismatch"
+    )

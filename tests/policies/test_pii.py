@@ -75,3 +75,49 @@ def test_kinds_are_configurable() -> None:
 def test_checksums() -> None:
     assert luhn_ok("79927398713") and not luhn_ok("79927398710")
     assert iban_ok("GB82WEST12345698765432") and not iban_ok("GB82WEST12345698765433")
+
+
+# Issue 14, item 13: more formats, masked whole --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("ring 0701234567 i morgon", "ring [PHONE] i morgon"),
+        ("call 555.123.4567 today", "call [PHONE] today"),
+        ("SSN 123 45 6789 on file", "SSN [NATIONAL_ID] on file"),
+        ("card 4111.1111.1111.1111 exp 12/29", "card [CARD] exp 12/29"),
+        ("iban gb82 west 1234 5698 7654 32 please", "iban [IBAN] please"),
+        ("IBAN de89370400440532013000.", "IBAN [IBAN]."),
+        ("pay DE89-3704-0044-0532-0130-00 now", "pay [IBAN] now"),
+        ("pay GB82-WEST-1234-5698-7654-32 now", "pay [IBAN] now"),
+        ("mail jörg.müller@bücher.de now", "mail [EMAIL] now"),
+        ("mail 用户@例子.广告 now", "mail [EMAIL] now"),
+        ("mail δοκιμή@παράδειγμα.δοκιμή now", "mail [EMAIL] now"),
+        ("mail anna.ström@företag.se, thanks", "mail [EMAIL], thanks"),
+    ],
+)
+def test_more_formats_are_masked_whole(text: str, masked: str) -> None:
+    assert MASKER.mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ticket 12345678 and order 2024/118",
+        "version 10.2.3 released on 2024.01.15",
+        "server 192.168.100.200 and 10.0.12.7",
+        "ISO 9001:2015 and ISO 27001",
+        "meet at 12:30 in room 0.12",
+        "amount 1.234.567,89 EUR",
+        "part 555.12.4567 in the catalogue",
+        "SKU 0000000000 is a placeholder",
+        "card 4111.1111.1111.1112 (Luhn fails)",
+        "iban gb82 west 1234 5698 7654 33 (mod-97 fails)",
+        "SSN 666 45 6789 was never issued",
+        "write to user@localhost",
+        "tel. ext 4567",
+    ],
+)
+def test_new_formats_leave_lookalikes_alone(text: str) -> None:
+    assert MASKER.find(text) == [], MASKER.find(text)
