@@ -2,7 +2,8 @@
 
 A point in the index is one chunk of one source file. Its id is deterministic (uuid5 of the
 document id and the chunk index) so a re-run never duplicates; its payload carries the fields
-below. ``allowed_groups`` empty means the chunk is retrievable by nobody (fail closed).
+below. ``allowed_groups`` empty means the chunk is retrievable by nobody (fail closed); a caller
+holding any id of ``denied_groups`` never retrieves it (deny wins).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ PAYLOAD_FIELDS = (
     "title",
     "page",
     "allowed_groups",
+    "denied_groups",
     "classification",
     "content_hash",
     "mtime",

@@ -77,7 +77,7 @@ def test_every_assistant_path_carries_the_filter(
             calls.clear()
             run()
             try:
-                _check(calls, bob.groups)
+                _check(calls, bob.access_ids)
             except AssertionError as exc:
                 raise AssertionError(f"{name}: {exc}") from exc
         # no groups: the engine is never even asked

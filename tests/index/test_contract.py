@@ -50,13 +50,14 @@ def test_collection_schema(opener: Callable[[], VectorIndex]) -> None:
     d = describe(idx)
     assert d["dim"] == DIM and d["distance"] == "cosine" and d["idf"] is True
     if s is None:
-        assert {"allowed_groups", "doc_id", "source"} <= d["keyword"]
+        assert {"allowed_groups", "denied_groups", "doc_id", "source"} <= d["keyword"]
     else:  # local mode accepts payload indexes but does not report them: check the requests
         asked = {(c[1][1], c[1][2]) for c in s.calls if c[0] == "create_payload_index"}
         from qdrant_client import models
 
         assert asked == {
-            (f, models.PayloadSchemaType.KEYWORD) for f in ("allowed_groups", "doc_id", "source")
+            (f, models.PayloadSchemaType.KEYWORD)
+            for f in ("allowed_groups", "denied_groups", "doc_id", "source")
         }
 
 
