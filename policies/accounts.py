@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from core.db import session_scope
 from core.errors import AccountError, LoginFailed
-from policies.directory import Directory
+from policies.directory import DirectoryBackend
 from policies.identity import Principal
 
 GENERIC_LOGIN_FAILURE = "invalid user name or password"
@@ -45,7 +45,7 @@ class LocalAccounts:
     def __init__(
         self,
         engine: Engine,
-        directory: Directory,
+        directory: DirectoryBackend,
         *,
         lockout_attempts: int = 5,
         lockout_minutes: float = 15.0,

@@ -245,7 +245,7 @@ class EdgeIndex:
             return []
         must: list[Any] = [qe.FieldCondition("allowed_groups", match=qe.MatchAny(allowed))]
         # deny wins: a chunk naming any of the caller's groups as denied is never returned
-        must_not = [qe.FieldCondition("denied_groups", match=qe.MatchAny(allowed))]
+        must_not: list[Any] = [qe.FieldCondition("denied_groups", match=qe.MatchAny(allowed))]
         if sources is not None:
             if not sources:
                 return []

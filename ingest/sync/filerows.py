@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ingest.model import make_doc_id
-from ingest.sources.local import FileEntry
+from ingest.sources.base import SourceEntry
 from ingest.sync.state import FileRecord, FileRow, clamp_inode, encode_groups, utcnow
 
 
@@ -26,7 +26,7 @@ class RowContext:
 def write_file_row(
     ctx: RowContext,
     s: Session,
-    entry: FileEntry | None,
+    entry: SourceEntry | None,
     record: FileRecord | None,
     sha: str | None,
     access: Any,
@@ -47,6 +47,8 @@ def write_file_row(
         "sha256": sha,
         "chunk_count": chunk_count,
         "allowed_groups": encode_groups(access.groups),
+        "denied_groups": encode_groups(access.denied),
+        "acl_sha256": access.facts_sha,
         "classification": access.classification,
         "seen_run": ctx.run_id,
         "updated_at": utcnow(),
@@ -58,7 +60,7 @@ def write_file_row(
         values.update(
             size=entry.size,
             mtime_ns=entry.mtime_ns,
-            inode=clamp_inode(entry.inode),
+            inode=clamp_inode(entry.file_key),
             mode=entry.mode,
         )
     if indexed_at is not None:

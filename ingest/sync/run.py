@@ -1,14 +1,17 @@
-"""``run_sync``: bring the index in line with one source tree, incrementally and crash-safely.
+"""``run_sync``: bring the index in line with one source, incrementally and crash-safely.
 
-Order of a run (design notes in docs/ingest.md):
+A source is a local or mounted tree or an SMB share (``smb://server/share/path``), read through
+the :class:`~ingest.sources.base.Source` seam. Order of a run (design notes in docs/ingest.md):
 
-1. take the store's sync lock (:mod:`ingest.sync.lock`), open the index, record a run row;
+1. take the store's sync lock (:mod:`ingest.sync.lock`), open the source and the index, record
+   a run row;
 2. repair after an interrupted run: drop points no ``ok`` row accounts for (orphans), and
    redo documents the state marks ``indexing``/``deleting`` (the planner does that);
 3. stream the diff (:mod:`ingest.sync.plan`): unchanged files cost a ``stat`` and a batched row
    lookup; new/changed files are parsed in worker processes (:mod:`ingest.parsing.workers`),
    embedded here in batches and written in crash-safe groups (:mod:`ingest.sync.writer`);
-4. delete the documents whose files are gone (a document's row goes ``deleting`` first);
+4. delete the documents whose files are gone (a document's row goes ``deleting`` first),
+   including what was indexed below a folder the SMB service account may no longer list;
 5. record the run's counters and release the lock.
 """
 
@@ -37,6 +40,8 @@ from core.errors import (
 from core.settings import Settings
 from ingest.index import open_index
 from ingest.index.base import VectorIndex
+from ingest.sources import check_root, open_source
+from ingest.sources.base import UNLISTABLE, Source
 from ingest.sync.cleanup import Cleanup
 from ingest.sync.lock import SyncLock, store_identity
 from ingest.sync.permissions import PermissionResolver
@@ -54,11 +59,15 @@ from ingest.sync.state import (
     source_id_for,
     utcnow,
 )
-from ingest.sync.summary import SyncSummary
+from ingest.sync.summary import FileIssue, SyncSummary
 from ingest.sync.writer import EmbedderLike, Writer
+from policies import aclstore
 from policies.access import AccessRules
+from policies.directory import DirectoryBackend, load_directory
+from policies.readers import NtPolicy
+from policies.service import migrate_policies
 
-__all__ = ["SyncProgress", "SyncSummary", "run_sync"]
+__all__ = ["SyncProgress", "SyncSummary", "check_root", "run_sync"]
 
 
 EMBED_POOL_BATCHES = 8
@@ -88,18 +97,19 @@ def check_source_name(source: str) -> str:
     return name
 
 
-def check_root(root: Path) -> Path:
-    path = Path(root).expanduser()
-    if not path.exists():
-        raise SourceArgumentError(f"the source root {path} does not exist")
-    if not path.is_dir():
-        raise SourceArgumentError(f"the source root {path} is not a directory")
-    return path.resolve()
+def nt_policy(settings: Settings, directory: DirectoryBackend) -> NtPolicy:
+    """Which SIDs are no readers: ``smb.ignored_reader_sids``/``_rids`` and, with
+    ``smb.ignore_service_account``, the service account itself (found through the directory)."""
+    sids = set(settings.smb.ignored_reader_sids)
+    if settings.smb.ignore_service_account and settings.smb.username:
+        found, _ = directory.principal_ids([f"user:{settings.smb.username}"])
+        sids |= {sid for sid in found.values() if sid.startswith("S-1-")}
+    return NtPolicy(frozenset(sids), frozenset(settings.smb.ignored_reader_rids))
 
 
 def run_sync(
     settings: Settings,
-    root: Path,
+    root: Path | str,
     source: str,
     workers: int | None = None,
     progress: ProgressFn | None = None,
@@ -119,37 +129,43 @@ def run_sync(
     :class:`~core.errors.StoreLockedError` when another process holds the embedded store,
     and other :class:`~core.errors.EnclaveError` s with codes for bad input."""
     name = check_source_name(source)
-    path = check_root(root)
+    if not str(root).lower().startswith("smb://"):
+        root = check_root(Path(root))
     rules = AccessRules.load(settings.access_rules)
     engine = open_state(settings.db_url)
+    migrate_policies(engine)  # the ACL facts table (check-access) is policies'
     lock = SyncLock(engine, store_identity(settings), name)
     previous = lock.acquire()
     try:
-        own_index = index is None
-        if index is None:
-            index = open_index(settings)
+        files = open_source(settings, root)
         try:
-            run = _Run(
-                settings=settings,
-                engine=engine,
-                index=index,
-                lock=lock,
-                root=path,
-                source=name,
-                rules=rules,
-                workers=workers if workers is not None else settings.ingest.workers,
-                progress=progress,
-                embedder=embedder,
-            )
-            return run.execute(
-                took_over=previous is not None,
-                retry_failed=retry_failed,
-                force=force,
-                allow_empty_root=allow_empty_root,
-            )
+            own_index = index is None
+            if index is None:
+                index = open_index(settings)
+            try:
+                run = _Run(
+                    settings=settings,
+                    engine=engine,
+                    index=index,
+                    lock=lock,
+                    files=files,
+                    source=name,
+                    rules=rules,
+                    workers=workers if workers is not None else settings.ingest.workers,
+                    progress=progress,
+                    embedder=embedder,
+                )
+                return run.execute(
+                    took_over=previous is not None,
+                    retry_failed=retry_failed,
+                    force=force,
+                    allow_empty_root=allow_empty_root,
+                )
+            finally:
+                if own_index:
+                    index.close()
         finally:
-            if own_index:
-                index.close()
+            files.close()
     finally:
         lock.release()
 
@@ -162,7 +178,7 @@ class _Run:
         engine: Engine,
         index: VectorIndex,
         lock: SyncLock,
-        root: Path,
+        files: Source,
         source: str,
         rules: AccessRules,
         workers: int,
@@ -173,7 +189,8 @@ class _Run:
         self.engine = engine
         self.index = index
         self.lock = lock
-        self.root = root
+        self.files = files
+        self.root = files.root
         self.source = source
         self.rules = rules
         self.workers = max(1, workers)
@@ -233,7 +250,7 @@ class _Run:
         started = time.monotonic()
         self._check_meta(None)
         with session_scope(self.engine) as s:
-            self.source_id = source_id_for(s, self.source, str(self.root))
+            self.source_id = source_id_for(s, self.source, self.root)
             s.execute(
                 update(SyncRunRow)
                 .where(SyncRunRow.store_key == self.lock.key, SyncRunRow.status == RUN_RUNNING)
@@ -267,12 +284,16 @@ class _Run:
             if needs_repair:
                 self._report("repair", 0, None, force_emit=True)
                 cleanup.remove_orphans()
+            directory = load_directory(self.settings)
             planner = Planner(
                 self.engine,
-                root=self.root,
+                files=self.files,
                 source=self.source,
                 resolver=PermissionResolver(
-                    self.rules, self.source, posix=self.settings.ingest.posix_permissions
+                    self.rules,
+                    self.source,
+                    resolver=directory,
+                    nt_policy=nt_policy(self.settings, directory),
                 ),
                 max_file_bytes=int(self.settings.ingest.max_file_mb * 1_000_000),
                 retry_failed=retry_failed,
@@ -285,8 +306,12 @@ class _Run:
                     "indexed files: refusing to delete them all (an unmounted share looks "
                     "like this). Pass --allow-empty-root if the files really are gone."
                 )
+            for d in planner.unlistable:
+                self.summary.add_unlistable(FileIssue(d.rel_dir or ".", UNLISTABLE, d.message))
             self._report("delete", 0, None, force_emit=True)
             cleanup.delete_missing(self.run_id, planner.unreadable_dirs, self._renamed_from)
+            if self.summary.deleted or self.summary.renamed:
+                self._forget_facts_of_gone_files()
             if self.summary.chunks:
                 self.index.optimize()
         except BaseException as exc:
@@ -319,6 +344,14 @@ class _Run:
         except Exception:
             if exc is None:
                 raise
+
+    def _forget_facts_of_gone_files(self) -> None:
+        with session_scope(self.engine) as s:
+            known = set(
+                s.scalars(select(FileRow.rel_path).where(FileRow.source_id == self.source_id))
+            )
+            gone = [p for p in aclstore.paths_of(s, self.source) if p not in known]
+            aclstore.forget(s, self.source, gone)
 
     def _has_files(self) -> bool:
         with session_scope(self.engine) as s:

@@ -38,6 +38,13 @@ class SyncSummary:
     seconds: float = 0.0
     failed: list[FileIssue] = field(default_factory=list)
     skipped: list[FileIssue] = field(default_factory=list)
+    # folders the walk could not list (SMB: the service account lost access; what was indexed
+    # below them left the index) -- never silent
+    unlistable: list[FileIssue] = field(default_factory=list)
+
+    def add_unlistable(self, issue: FileIssue) -> None:
+        if len(self.unlistable) < MAX_LISTED:
+            self.unlistable.append(issue)
 
     def add_issue(self, status: str, issue: FileIssue) -> None:
         if status == "failed":
@@ -71,6 +78,7 @@ class SyncSummary:
         out.update(self.counters())
         out["failed"] = [i.as_dict() for i in self.failed]
         out["skipped"] = [i.as_dict() for i in self.skipped]
+        out["unlistable"] = [i.as_dict() for i in self.unlistable]
         out["failed_count"] = self.failed_count
         out["skipped_count"] = self.skipped_count
         out["lists_truncated"] = self.failed_count > len(self.failed) or self.skipped_count > len(

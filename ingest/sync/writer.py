@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from core.db import session_scope
 from ingest.index.base import VectorIndex
@@ -31,6 +32,7 @@ from ingest.model import ChunkPoint, ids_for, payload_mtime
 from ingest.parsing.workers import ChunkData
 from ingest.sync import faults
 from ingest.sync.filerows import RowContext, write_file_row
+from ingest.sync.permissions import Access
 from ingest.sync.plan import Index, NotIndexable, Refresh
 from ingest.sync.points import doc_id_of, moved_points, new_points
 from ingest.sync.state import (
@@ -42,8 +44,10 @@ from ingest.sync.state import (
     utcnow,
 )
 from ingest.sync.summary import FileIssue, SyncSummary
+from policies import aclstore
 
 UPSERT_BATCH = 256
+SET_PAYLOAD_BATCH = 2048
 
 
 class EmbedderLike(Protocol):
@@ -293,6 +297,7 @@ class Writer:
                 )
             for chunk in _batched(unchanged, 500):
                 mark_seen(s, chunk, self.run_id)
+            self._store_facts(s, ready, gone, refresh)
         faults.reach("commit")
         self._count(ready, gone, refresh)
 
@@ -311,15 +316,26 @@ class Writer:
             stale += self._stale_ids(g.record.doc_id, g.record, set())
         for start in range(0, len(stale), UPSERT_BATCH):
             self.index.delete(stale[start : start + UPSERT_BATCH])
+        # Permission-only changes: files that end with the same readers (thousands inheriting
+        # one folder's ACL) share one set_payload call per group of ids.
+        by_access: dict[tuple[tuple[str, ...], tuple[str, ...], str | None], list[str]] = {}
         for f in refresh:
-            self.index.set_payload(
-                ids_for(f.record.doc_id, 0, f.record.chunk_count),
-                {
-                    "allowed_groups": list(f.access.groups),
-                    "classification": f.access.classification,
-                    "mtime": payload_mtime(f.entry.mtime_ns),
-                },
-            )
+            ids = ids_for(f.record.doc_id, 0, f.record.chunk_count)
+            if f.access_changed:
+                key = (f.access.groups, f.access.denied, f.access.classification)
+                by_access.setdefault(key, []).extend(ids)
+            if f.record.mtime_ns != f.entry.mtime_ns:
+                self.index.set_payload(ids, {"mtime": payload_mtime(f.entry.mtime_ns)})
+        for (allowed, denied, cls), ids in by_access.items():
+            for start in range(0, len(ids), SET_PAYLOAD_BATCH):
+                self.index.set_payload(
+                    ids[start : start + SET_PAYLOAD_BATCH],
+                    {
+                        "allowed_groups": list(allowed),
+                        "denied_groups": list(denied),
+                        "classification": cls,
+                    },
+                )
 
     def _stale_ids(self, doc_id: str, record: FileRecord | None, keep: set[str]) -> list[str]:
         if record is None:
@@ -331,6 +347,23 @@ class Writer:
         else:
             return []
         return sorted(old - keep)
+
+    def _store_facts(
+        self, s: Session, ready: list[_Ready], gone: list[NotIndexable], refresh: list[Refresh]
+    ) -> None:
+        """Keep the permissions each reader decision came from (``policies check-access``)."""
+        items: list[tuple[str, FileRecord | None, Access]] = [
+            (r.item.entry.rel_path, r.item.record, r.item.access) for r in ready
+        ]
+        items += [(g.rel_path, g.record, g.access) for g in gone if g.entry is not None]
+        items += [(f.entry.rel_path, f.record, f.access) for f in refresh]
+        for rel_path, record, access in items:
+            if access.facts is None:
+                continue
+            moved = record is not None and record.rel_path != rel_path
+            if record is None or moved or record.acl_sha256 != access.facts_sha:
+                kind, data = access.facts
+                aclstore.put(s, self.source, rel_path, kind, data, str(access.facts_sha))
 
     def _count(self, ready: list[_Ready], gone: list[NotIndexable], refresh: list[Refresh]) -> None:
         sm = self.summary
