@@ -122,7 +122,7 @@ class LdapDirectory:
             use_ssl=ldaps,
             tls=tls,
             get_info=NONE,
-            connect_timeout=self.settings.timeout_s,
+            connect_timeout=max(1, int(self.settings.timeout_s)),
         )
 
     def _connect(self) -> Connection:
@@ -132,7 +132,7 @@ class LdapDirectory:
             self._server(),
             user=s.bind_user,
             password=s.bind_password.get_secret_value(),
-            receive_timeout=s.timeout_s,
+            receive_timeout=max(1, int(s.timeout_s)),
             raise_exceptions=False,
             auto_referrals=False,
             read_only=True,

@@ -31,8 +31,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.settings import SmbSettings
 from policies import ntacl
 from policies.access import AccessMatch
+from policies.identity import USER_PREFIX
 from policies.posixacl import PosixAcl, narrow
 
 
@@ -78,6 +80,16 @@ class NtPolicy:
 class IdResolver(Protocol):
     def principal_ids(self, names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
         """``(name -> principal id, names it does not know)``."""
+
+
+def nt_policy_for(smb: SmbSettings, directory: IdResolver) -> NtPolicy:
+    """Which SIDs are no readers: ``smb.ignored_reader_sids``/``_rids`` and, with
+    ``smb.ignore_service_account``, the service account itself (found through the directory)."""
+    sids = set(smb.ignored_reader_sids)
+    if smb.ignore_service_account and smb.username:
+        found, _ = directory.principal_ids([USER_PREFIX + smb.username])
+        sids |= {sid for sid in found.values() if ntacl.is_sid(sid)}
+    return NtPolicy(frozenset(sids), frozenset(smb.ignored_reader_rids))
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,8 @@ from ingest.sync.summary import FileIssue, SyncSummary
 from ingest.sync.writer import EmbedderLike, Writer
 from policies import aclstore
 from policies.access import AccessRules
-from policies.directory import DirectoryBackend, load_directory
-from policies.readers import NtPolicy
+from policies.directory import load_directory
+from policies.readers import nt_policy_for
 from policies.service import migrate_policies
 
 __all__ = ["SyncProgress", "SyncSummary", "check_root", "run_sync"]
@@ -95,16 +95,6 @@ def check_source_name(source: str) -> str:
             f"--source {source!r}: give a short printable name (1-200 characters) for this root"
         )
     return name
-
-
-def nt_policy(settings: Settings, directory: DirectoryBackend) -> NtPolicy:
-    """Which SIDs are no readers: ``smb.ignored_reader_sids``/``_rids`` and, with
-    ``smb.ignore_service_account``, the service account itself (found through the directory)."""
-    sids = set(settings.smb.ignored_reader_sids)
-    if settings.smb.ignore_service_account and settings.smb.username:
-        found, _ = directory.principal_ids([f"user:{settings.smb.username}"])
-        sids |= {sid for sid in found.values() if sid.startswith("S-1-")}
-    return NtPolicy(frozenset(sids), frozenset(settings.smb.ignored_reader_rids))
 
 
 def run_sync(
@@ -293,7 +283,7 @@ class _Run:
                     self.rules,
                     self.source,
                     resolver=directory,
-                    nt_policy=nt_policy(self.settings, directory),
+                    nt_policy=nt_policy_for(self.settings.smb, directory),
                 ),
                 max_file_bytes=int(self.settings.ingest.max_file_mb * 1_000_000),
                 retry_failed=retry_failed,
