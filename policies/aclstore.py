@@ -25,30 +25,34 @@ def fact_key(source: str, rel_path: str) -> str:
     return hashlib.sha256(f"{source}\x00{rel_path}".encode()).hexdigest()
 
 
-def put(session: Session, source: str, rel_path: str, kind: str, data: bytes, sha: str) -> None:
-    key = fact_key(source, rel_path)
-    row = session.get(AclFactRow, key)
+def put_many(session: Session, source: str, facts: Iterable[tuple[str, str, bytes, str]]) -> None:
+    """Store ``(rel_path, kind, data, sha256)`` of many files with one lookup per 500 files (a
+    permission change on a folder rewrites the facts of every file below it)."""
+    by_key = {fact_key(source, rel): (rel, kind, data, sha) for rel, kind, data, sha in facts}
+    keys = list(by_key)
     now = datetime.now(UTC)
-    if row is None:
-        session.add(
-            AclFactRow(
-                key=key,
-                source=source,
-                rel_path=rel_path,
-                kind=kind,
-                sha256=sha,
-                data=data,
-                updated_at=now,
-            )
-        )
-    elif row.sha256 != sha or row.rel_path != rel_path:
-        row.rel_path, row.kind, row.sha256, row.data, row.updated_at = (
-            rel_path,
-            kind,
-            sha,
-            data,
-            now,
-        )
+    for start in range(0, len(keys), 500):
+        part = keys[start : start + 500]
+        found = session.scalars(select(AclFactRow).where(AclFactRow.key.in_(part)))
+        rows = {r.key: r for r in found}
+        for key in part:
+            rel, kind, data, sha = by_key[key]
+            row = rows.get(key)
+            if row is None:
+                session.add(
+                    AclFactRow(
+                        key=key,
+                        source=source,
+                        rel_path=rel,
+                        kind=kind,
+                        sha256=sha,
+                        data=data,
+                        updated_at=now,
+                    )
+                )
+            elif row.sha256 != sha or row.rel_path != rel:
+                row.rel_path, row.kind, row.sha256, row.data = rel, kind, sha, data
+                row.updated_at = now
 
 
 def forget(session: Session, source: str, rel_paths: Iterable[str]) -> None:

@@ -357,13 +357,15 @@ class Writer:
         ]
         items += [(g.rel_path, g.record, g.access) for g in gone if g.entry is not None]
         items += [(f.entry.rel_path, f.record, f.access) for f in refresh]
+        changed = []
         for rel_path, record, access in items:
             if access.facts is None:
                 continue
             moved = record is not None and record.rel_path != rel_path
             if record is None or moved or record.acl_sha256 != access.facts_sha:
                 kind, data = access.facts
-                aclstore.put(s, self.source, rel_path, kind, data, str(access.facts_sha))
+                changed.append((rel_path, kind, data, str(access.facts_sha)))
+        aclstore.put_many(s, self.source, changed)
 
     def _count(self, ready: list[_Ready], gone: list[NotIndexable], refresh: list[Refresh]) -> None:
         sm = self.summary

@@ -17,6 +17,7 @@ import pytest
 
 from core.settings import Settings
 from ingest.index import open_index
+from ingest.sources.base import SourceEntry
 from ingest.sync.run import run_sync
 from ingest.sync.summary import SyncSummary
 from policies import ntacl as N
@@ -190,6 +191,16 @@ def _tree(admin: Admin, top: str, files: int, grant: list[N.Ace]) -> list[str]:
     return paths
 
 
+def _entries(domain: DomainFixture, top: str, tmp_path: Path) -> list[SourceEntry]:
+    from tests.smb.test_source import open_share
+
+    source = open_share(domain, top, tmp_path)
+    try:
+        return [e for e in source.walk() if isinstance(e, SourceEntry)]
+    finally:
+        source.close()
+
+
 def _fresh(domain: DomainFixture, tmp_path: Path) -> Settings:
     return domain.settings(tmp_path / "data")
 
@@ -211,10 +222,13 @@ def test_revoke_then_resync_is_permission_only(
     state = Synced(settings, first, domain)
     assert all(sids["alice"] in p["allowed_groups"] for p in state.payloads("rev").values())
 
+    times = {e.rel_path: e.mtime_ns for e in _entries(domain, top, tmp_path)}
     # revoke alice on the top folder and let the change flow down, as Explorer does
     sd = admin.sd(top, directory=True)
     admin.set_sd(top, N.build_sd(None, None, [a for a in sd.dacl or () if a.sid != sids["alice"]]))
     assert admin.propagate(top) == 6  # the sub folder and its five files
+    # the server's times do not show an ACL edit: only the descriptors do
+    assert {e.rel_path: e.mtime_ns for e in _entries(domain, top, tmp_path)} == times
     second = sync(settings, url, "rev", embedder)
     assert second.permissions_updated == 5
     assert second.embedded == 0 and second.added == second.updated == 0
