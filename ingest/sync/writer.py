@@ -31,7 +31,7 @@ from ingest.index.base import VectorIndex
 from ingest.model import ChunkPoint, ids_for, payload_mtime
 from ingest.parsing.workers import ChunkData
 from ingest.sync import faults
-from ingest.sync.filerows import RowContext, write_file_row
+from ingest.sync.filerows import RowContext, refresh_rows, write_file_row
 from ingest.sync.permissions import Access
 from ingest.sync.plan import Index, NotIndexable, Refresh
 from ingest.sync.points import doc_id_of, moved_points, new_points
@@ -233,19 +233,12 @@ class Writer:
                         None,
                         rel_path=g.rel_path,
                     )
-                for f in touching_refresh:
-                    write_file_row(
-                        self.rows,
-                        s,
-                        f.entry,
-                        f.record,
-                        f.record.sha256,
-                        f.access,
-                        INDEXING,
-                        f.record.chunk_count,
-                        None,
-                        None,
-                    )
+                refresh_rows(
+                    self.rows,
+                    s,
+                    [(f.record, f.entry, f.access, INDEXING) for f in touching_refresh],
+                    keep_reason=False,
+                )
             faults.reach("intent")
             self._index_writes(ready, touching_gone, touching_refresh)  # 2.
             faults.reach("upsert")
@@ -281,20 +274,12 @@ class Writer:
                     g.message,
                     rel_path=g.rel_path,
                 )
-            for f in refresh:
-                write_file_row(
-                    self.rows,
-                    s,
-                    f.entry,
-                    f.record,
-                    f.record.sha256,
-                    f.access,
-                    f.record.status,
-                    f.record.chunk_count,
-                    None,
-                    None,
-                    keep_reason=True,
-                )
+            refresh_rows(
+                self.rows,
+                s,
+                [(f.record, f.entry, f.access, f.record.status) for f in refresh],
+                keep_reason=True,
+            )
             for chunk in _batched(unchanged, 500):
                 mark_seen(s, chunk, self.run_id)
             self._store_facts(s, ready, gone, refresh)
