@@ -75,7 +75,8 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
         blocks = _parse_delimited(path, found)
     elif found.kind in LEGACY_TARGETS:
         target = LEGACY_TARGETS[found.kind]
-        with converted(path, found.kind, settings.convert_timeout_s) as ooxml:
+        limit = min(settings.convert_timeout_s, 0.9 * settings.parse_timeout_s)
+        with converted(path, found.kind, limit) as ooxml:
             blocks = list(_to_blocks(_partition(ooxml, Detected(target, found.size)), target))
             meta_title = ooxml_title(ooxml)
         return ParsedDocument(
