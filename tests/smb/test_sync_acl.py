@@ -91,6 +91,9 @@ def test_first_sync_indexes_what_the_service_account_may_read(synced: Synced) ->
     assert [(u.path, u.code) for u in s.unlistable] == [("private", "ingest.unlistable")]
     indexed = set(synced.payloads())
     assert indexed == {p for p in TREE if not p.startswith("private/") and p != "public/locked.txt"}
+    # every downloaded copy was released after its parse
+    staging = synced.settings.staging_dir
+    assert staging.exists() and list(staging.rglob("*")) == []
 
 
 # (before the tests that open the assistant: it holds the embedded index until the module ends)
