@@ -96,13 +96,34 @@ def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     return r
 
 
-def _provisioned(base: Path) -> bool:
-    return (base / "private" / "sam.ldb").exists() and (base / "etc" / "smb.conf").exists()
+def _marker(dc: DC) -> str:
+    """What a template was provisioned with (another realm or password: provision again)."""
+    import hashlib
+
+    return json.dumps(
+        {
+            "realm": REALM,
+            "domain": DOMAIN,
+            "host": dc.hostname,
+            "admin": hashlib.sha256(ADMIN_PASSWORD.encode()).hexdigest(),
+        },
+        sort_keys=True,
+    )
+
+
+def _provisioned(base: Path, dc: DC) -> bool:
+    marker = base / "enclave-template.json"
+    return (
+        (base / "private" / "sam.ldb").exists()
+        and (base / "etc" / "smb.conf").exists()
+        and marker.exists()
+        and marker.read_text() == _marker(dc)
+    )
 
 
 def provision(dc: DC, template: Path) -> None:
     """Clone the template (provisioning it first when it does not exist yet)."""
-    if not _provisioned(template):
+    if not _provisioned(template, dc):
         shutil.rmtree(template, ignore_errors=True)
         template.mkdir(parents=True)
         _run(
@@ -124,6 +145,7 @@ def provision(dc: DC, template: Path) -> None:
                 "--option=bind interfaces only=yes",
             ]
         )
+        (template / "enclave-template.json").write_text(_marker(dc))
     shutil.rmtree(dc.base, ignore_errors=True)
     dc.base.mkdir(parents=True)
     tar = subprocess.Popen(
