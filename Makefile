@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.enclave-installed
 
-.PHONY: venv run test lint bench-ingest bench-retrieval bench-latency bench-audit
+.PHONY: venv run test lint bench-ingest bench-retrieval bench-latency bench-audit bench-smb
 
 $(STAMP): pyproject.toml Makefile deploy/install.sh
 	# The one install recipe, also used by the image and the systemd install (its header
@@ -36,6 +36,10 @@ bench-latency: venv
 
 bench-audit: venv
 	$(PY) -m bench.audit
+
+# needs root and the Samba packages (.ci/run installs them); starts its own test DC
+bench-smb: venv
+	$(PY) -m bench.smb
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

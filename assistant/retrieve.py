@@ -1,7 +1,8 @@
 """Permission-aware hybrid retrieval.
 
-Every search carries the asking principal's groups; the index adds the any-of filter on
-``allowed_groups`` and returns nothing for an empty set. A principal without groups gets
+Every search carries the asking principal's groups (and user id); the index adds the any-of
+filter on ``allowed_groups`` and the none-of filter on ``denied_groups`` and returns nothing for
+an empty set. A principal without groups gets
 ``[]`` before the index is touched (fail closed). There is no method here that searches
 without a principal.
 
@@ -101,9 +102,10 @@ class Retriever:
         mode = mode or self._settings.mode
         k = k or self._settings.k
         threshold = self._settings.abstain_threshold if threshold is None else threshold
-        groups = frozenset(g for g in principal.groups if g)
-        if not groups or not question.strip():
+        if not any(principal.groups) or not question.strip():
             return RetrievalResult([], 0.0, True, mode)
+        # groups + the user's own id (a file's permissions may name the user alone, to deny)
+        groups = frozenset(g for g in principal.access_ids if g)
         t0 = time.perf_counter()
         dense = self._embedder.embed_query(question)
         sparse = self._encode_query(question)

@@ -37,8 +37,12 @@ docstring does not name.
     │   └── NoCollectionError         index.no_collection
     ├── EmbeddingError                embed.failed
     │   └── EmbeddingBackendUnavailable embed.backend_unavailable
+    ├── DirectoryError                directory.error
+    │   └── DirectoryUnavailableError directory.unreachable, directory.bind_failed
     ├── IngestError                   ingest.error
     │   ├── SyncInProgressError       ingest.sync_running                  exit 3
+    │   ├── SourceUnavailableError    ingest.source_unreachable, ingest.source_denied,
+    │   │                             ingest.source_failed
     │   ├── ParserUnavailableError    ingest.parser_unavailable
     │   ├── OfflineModelMissingError  ingest.offline_model
     │   └── FileError                 (one file; recorded in the sync state, the sync goes on)
@@ -47,7 +51,8 @@ docstring does not name.
     │       ├── TooMuchTextError      ingest.too_much_text                 skipped
     │       ├── EncryptedFileError    ingest.encrypted                     skipped
     │       ├── EmptyDocumentError    ingest.empty                         skipped
-    │       └── ParseFailedError      ingest.parse_failed                  failed
+    │       └── ParseFailedError      ingest.parse_failed, ingest.convert_failed,
+    │                                 ingest.convert_timeout               failed
     ├── PolicyError                   policy.denied                        exit 4
     │   ├── AccessDeniedError         policy.access_denied, policy.role_required
     │   ├── AuthenticationError       auth.failed, auth.claim_missing
@@ -258,6 +263,19 @@ class EmbeddingBackendUnavailable(EmbeddingError):
     code = "embed.backend_unavailable"
 
 
+class DirectoryError(EnclaveError):
+    """The user directory (LDAP / Active Directory) failed."""
+
+    code = "directory.error"
+
+
+class DirectoryUnavailableError(DirectoryError):
+    """The directory server cannot be reached, or refused the service account's bind
+    (``directory.bind_failed``): no principal can be resolved, so nothing is answered."""
+
+    code = "directory.unreachable"
+
+
 # Ingestion ---------------------------------------------------------------------------------
 
 
@@ -272,6 +290,15 @@ class SyncInProgressError(IngestError):
 
     code = "ingest.sync_running"
     exit_code = EXIT_BUSY
+
+
+class SourceUnavailableError(IngestError):
+    """A source cannot be read as a whole: the SMB server is unreachable
+    (``ingest.source_unreachable``), refuses the service account or the share
+    (``ingest.source_denied``), or fails mid-walk (``ingest.source_failed``). The sync stops
+    without deleting anything."""
+
+    code = "ingest.source_unreachable"
 
 
 class ParserUnavailableError(IngestError):

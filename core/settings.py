@@ -12,6 +12,7 @@ scripts and evaluations rely on.
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -134,14 +135,86 @@ class IngestSettings(_Section):
     max_expansion_ratio: float = Field(default=100.0, ge=1)
     max_text_mb: float = Field(default=20.0, gt=0)
     max_chunks_per_file: int = Field(default=10_000, ge=1)
-    ocr: bool = False
+    # OCR of scanned PDFs and images: on by default when tesseract is installed.
+    ocr: bool = Field(default_factory=lambda: shutil.which("tesseract") is not None)
     ocr_languages: str = "eng"
+    # Legacy Office files (.doc/.xls/.ppt) are converted by LibreOffice (soffice) in the parser
+    # worker; a conversion running longer is stopped and the file recorded as failed. It never
+    # runs past 90 % of parse_timeout_s (the worker is killed then; soffice must end first).
+    convert_timeout_s: float = Field(default=120.0, gt=0)
+    # Where sources that are not local files (SMB) put the temporary copy the parser reads;
+    # default <data_dir>/staging. Each copy is deleted once its file is parsed.
+    staging_dir: Path | None = None
     chunk_max_chars: int = Field(default=1200, ge=200)
     chunk_overlap_chars: int = Field(default=150, ge=0)
     posix_permissions: bool = False
     parse_timeout_s: float = Field(default=300.0, gt=0)
     # Sync: chunks written per crash-safe commit group (intent -> index -> flush -> commit).
     commit_chunks: int = Field(default=256, ge=1)
+
+
+class SmbSettings(_Section):
+    """The service account ``ingest sync smb://server/share/path`` connects with (docs/ingest.md,
+    "SMB shares"). The password comes from ``password_file`` or ``ENCLAVE_SMB__PASSWORD``, never
+    from the command line."""
+
+    username: str | None = None  # DOMAIN\\svc-enclave or svc-enclave@example.com
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    # SMB3 encryption of every message (on: the documents cross the network in clear otherwise).
+    encrypt: bool = True
+    auth_protocol: Literal["ntlm", "negotiate", "kerberos"] = "ntlm"
+    timeout_s: float = Field(default=30.0, gt=0)
+    # SIDs and domain RIDs whose allow entries do not make readers (administrative access to
+    # manage files is no need to read them); denies naming them still count.
+    ignored_reader_sids: list[str] = Field(
+        default_factory=lambda: ["S-1-5-18", "S-1-5-32-544", "S-1-5-32-549", "S-1-5-32-551"]
+    )
+    ignored_reader_rids: list[int] = Field(default_factory=lambda: [512, 519])
+    # The service account's own SID is dropped from readers too (it reads everything it syncs).
+    ignore_service_account: bool = True
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> SmbSettings:
+        secret = _secret_from_file(self.password, self.password_file, "password")
+        self.password = SecretStr(secret) if isinstance(secret, str) else secret
+        return self
+
+
+class LdapSettings(_Section):
+    """LDAP / Active Directory as the directory (``url`` set; the YAML ``directory`` then
+    unset). TLS is required: ``ldaps://`` or ``ldap://`` with ``start_tls = true``."""
+
+    url: str | None = None  # ldaps://dc1.example.com (port 636) or ldap://dc1.example.com
+    start_tls: bool = False
+    bind_user: str | None = None  # svc-enclave@example.com
+    bind_password: SecretStr | None = None
+    bind_password_file: Path | None = None
+    base_dn: str | None = None  # default: the server's defaultNamingContext
+    ca_file: Path | None = None  # default: the system's CA store
+    # The name the DC's certificate carries, when `url` names the server by IP address.
+    tls_server_name: str | None = None
+    cache_ttl_s: float = Field(default=300.0, ge=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    # Enclave roles from directory groups (sAMAccountName or SID): {admin = ["Enclave Admins"]}.
+    role_groups: dict[Literal["admin", "compliance"], list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _checks(self) -> LdapSettings:
+        secret = _secret_from_file(self.bind_password, self.bind_password_file, "bind_password")
+        self.bind_password = SecretStr(secret) if isinstance(secret, str) else secret
+        if self.url:
+            scheme = self.url.split("://", 1)[0].lower()
+            if scheme not in ("ldap", "ldaps"):
+                raise ValueError(f"ldap.url must start with ldaps:// or ldap://, got {self.url!r}")
+            if scheme == "ldap" and not self.start_tls:
+                raise ValueError(
+                    "ldap.url is plain ldap://: set ldap.start_tls = true or use ldaps:// "
+                    "(the service account's password must not cross the network in clear)"
+                )
+            if not self.bind_user or self.bind_password is None:
+                raise ValueError("ldap.url needs ldap.bind_user and a bind password")
+        return self
 
 
 class RetrievalSettings(_Section):
@@ -301,6 +374,8 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     ui: UISettings = Field(default_factory=UISettings)
+    smb: SmbSettings = Field(default_factory=SmbSettings)
+    ldap: LdapSettings = Field(default_factory=LdapSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -312,6 +387,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings)
+
+    @model_validator(mode="after")
+    def _one_directory(self) -> Settings:
+        if self.ldap.url and self.directory is not None:
+            raise ValueError("set either directory (a YAML file) or ldap.url, not both")
+        return self
 
     @model_validator(mode="after")
     def _database_url_from_file(self) -> Settings:
@@ -330,6 +411,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.ingest.staging_dir or self.data_dir / "staging"
 
     @property
     def models_dir(self) -> Path:

@@ -59,7 +59,13 @@ class _RichProgress:
 
 @app.command()
 def sync(
-    path: Annotated[Path, typer.Argument(help="Root directory of the share to sync.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="Root directory of the tree to sync, or smb://server/share/path (the service "
+            "account comes from [smb] in the config or ENCLAVE_SMB__*)."
+        ),
+    ],
     source: Annotated[
         str, typer.Option("--source", help="Name of this root in the index (stable per share).")
     ],
@@ -81,7 +87,8 @@ def sync(
         typer.Option("--allow-empty-root", help="Allow an empty root to delete the whole source."),
     ] = False,
 ) -> None:
-    """Sync PATH into the index as source NAME: only new/changed files are parsed and embedded."""
+    """Sync PATH (a directory or smb://server/share/path) into the index as source NAME: only
+    new/changed files are parsed and embedded; permission-only changes rewrite payloads."""
     from ingest.sync.run import run_sync
     from policies.access import AccessRules
 
@@ -132,6 +139,10 @@ def _print_summary(data: dict[str, Any]) -> None:
             f"repaired an interrupted sync: {data['repaired']} documents redone, "
             f"{data['orphans_removed']} orphan chunks removed"
         )
+    for issue in data.get("unlistable", [])[:20]:
+        out.print(
+            f"  not listed: {issue['path']}  [{issue['code']}] {issue['reason']}", markup=False
+        )
     for kind in ("failed", "skipped"):
         for issue in data[kind][:20]:
             out.print(
@@ -140,12 +151,6 @@ def _print_summary(data: dict[str, Any]) -> None:
         more = data[f"{kind}_count"] - min(20, len(data[kind]))
         if more > 0:
             out.print(f"  ... and {more} more {kind} (see `ingest status` or --json)")
-    for issue in data["unreadable"]:
-        cli.warn(
-            f"directory {issue['path']} could not be listed ({issue['reason']}): its files were "
-            "kept with access recomputed from the rules; new, changed and deleted files there "
-            "wait until it can be listed"
-        )
 
 
 @app.command()

@@ -4,8 +4,9 @@ A point in the index is one chunk of one source file. Its id is deterministic (u
 document id and the chunk index) so a re-run never duplicates. Its payload keys are stable (the
 assistant, the UI and migrations read them; :func:`ingest.sync.points.payload` writes them):
 ``doc_id``, ``path``, ``source``, ``chunk_index``, ``text``, ``section``, ``title``, ``page``,
-``allowed_groups``, ``classification``, ``content_hash``, ``mtime``, ``ingested_at``.
-``allowed_groups`` empty means the chunk is retrievable by nobody (fail closed).
+``allowed_groups``, ``denied_groups``, ``classification``, ``content_hash``, ``mtime``,
+``ingested_at``. ``allowed_groups`` empty means the chunk is retrievable by nobody (fail
+closed); a caller holding any id of ``denied_groups`` never retrieves it (deny wins).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Access rules: which groups may read a file, and how it is classified.
 
-One YAML file used by ingest (to stamp ``allowed_groups`` on each chunk) and by the assistant
-(whose filter is the user's groups)::
+One YAML file used by ingest (to stamp ``allowed_groups``/``denied_groups`` on each chunk) and
+by ``policies check-access``::
 
     default: [everyone]              # files no rule matches (omit or [] -> nobody)
     default_classification: internal
@@ -9,11 +9,24 @@ One YAML file used by ingest (to stamp ``allowed_groups`` on each chunk) and by 
       - path: "hr/confidential/**"
         groups: [hr-managers]
         classification: confidential
-      - path: "hr/**"
-        groups: [hr]
+      - path: "legal/drafts/**"
+        exclude: true                # never index these files
+      - path: "projects/**"
+        add_groups: [auditors]       # readers of the share's ACL, plus auditors
+        deny_groups: [contractors]   # ... minus anyone in contractors
       - path: "finance/**"
         source: shared               # optional: only files of this synced source
         groups: [finance]
+
+Two kinds of sources take the rules differently (docs/policies.md, "Access rules"):
+
+- a source without permissions of its own (a local tree) starts from ``default``; a matching
+  rule's ``groups`` replace it;
+- a source whose files carry ACLs (an SMB share; NT ACLs decide) starts from the file's
+  readers; the rules are an override layer after them: ``exclude``, ``groups`` (replace the
+  ACL's readers; its denies stay), ``add_groups``, ``deny_groups``; ``default`` is not used.
+
+Deny always wins: a reader in a denied group does not see the file, whatever grants it.
 
 Globs match the path relative to the source root, with ``/`` separators, case-sensitive:
 ``*`` and ``?`` stay inside one directory level, ``**`` spans any number of levels (``hr/**``
@@ -39,7 +52,17 @@ import yaml
 from core.errors import ConfigError
 
 _TOP_KEYS = {"default", "default_classification", "rules"}
-_RULE_KEYS = {"path", "groups", "source", "classification", "description"}
+_RULE_KEYS = {
+    "path",
+    "groups",
+    "add_groups",
+    "deny_groups",
+    "exclude",
+    "source",
+    "classification",
+    "description",
+}
+_DECIDING_KEYS = ("groups", "add_groups", "deny_groups", "exclude")
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
@@ -93,11 +116,14 @@ def normalize_path(rel_path: str) -> str | None:
 class AccessRule:
     index: int
     path: str
-    groups: tuple[str, ...]
+    groups: tuple[str, ...] | None  # None: the rule does not replace the readers
     source: str | None
     classification: str | None
     description: str | None
     regex: re.Pattern[str]
+    add_groups: tuple[str, ...] = ()
+    deny_groups: tuple[str, ...] = ()
+    exclude: bool = False
 
     def matches(self, source: str, rel_path: str) -> bool:
         if self.source is not None and self.source != source:
@@ -107,21 +133,50 @@ class AccessRule:
 
 @dataclass(frozen=True)
 class AccessMatch:
-    """Why a file gets its groups: the matching rule (``None`` = the default applied)."""
+    """Why a file gets its groups: the matching rule (``None`` = the default applied).
+
+    ``groups`` are the readers for a source without ACLs of its own (the rule's ``groups``, else
+    the default); ``replaces`` says whether the rule sets the readers of an ACL source too."""
 
     groups: list[str]
     classification: str | None
     rule: AccessRule | None
     path: str | None
+    add_groups: tuple[str, ...] = ()
+    deny_groups: tuple[str, ...] = ()
+    exclude: bool = False
 
-    def explain(self) -> str:
+    @property
+    def replaces(self) -> bool:
+        return self.rule is not None and self.rule.groups is not None
+
+    def explain(self, *, acl_source: bool = False) -> str:
+        """One line: which rule (or the default, or the file's ACL) decides, and how."""
         who = ", ".join(self.groups) if self.groups else "nobody"
         if self.path is None:
-            return f"path escapes its source root: readable by {who}"
+            return "path escapes its source root: readable by nobody"
         if self.rule is None:
+            if acl_source:
+                return f"no rule matches {self.path!r}: the file's ACL decides"
             return f"no rule matches {self.path!r}: default applies, readable by {who}"
         src = f" (source {self.rule.source})" if self.rule.source else ""
-        return f"rule #{self.rule.index + 1} {self.rule.path!r}{src} matches: readable by {who}"
+        head = f"rule #{self.rule.index + 1} {self.rule.path!r}{src} matches"
+        if self.exclude:
+            return f"{head}: never indexed (exclude)"
+        parts = []
+        if self.replaces:
+            parts.append(
+                f"readable by {who}" + (" instead of the ACL's readers" if acl_source else "")
+            )
+        elif not acl_source:
+            parts.append(f"default applies, readable by {who}")
+        if self.add_groups:
+            parts.append("adds " + ", ".join(self.add_groups))
+        if self.deny_groups:
+            parts.append("denies " + ", ".join(self.deny_groups))
+        if not parts:
+            parts.append("the file's ACL decides" if acl_source else f"readable by {who}")
+        return f"{head}: " + "; ".join(parts)
 
 
 def _groups(value: Any, where: str) -> tuple[str, ...]:
@@ -209,21 +264,34 @@ class AccessRules:
             pattern = raw.get("path")
             if not isinstance(pattern, str) or not pattern.strip():
                 raise ConfigError(f"{rw} needs a 'path' glob")
-            if "groups" not in raw:
-                raise ConfigError(f"{rw} ({pattern!r}) needs 'groups' (use [] for nobody)")
+            if not any(k in raw for k in _DECIDING_KEYS):
+                raise ConfigError(
+                    f"{rw} ({pattern!r}) needs 'groups' (use [] for nobody), 'add_groups', "
+                    "'deny_groups' or 'exclude: true'"
+                )
             for key in ("source", "classification", "description"):
                 if raw.get(key) is not None and not isinstance(raw[key], str):
                     raise ConfigError(f"{rw}: '{key}' must be a string")
+            exclude = raw.get("exclude", False)
+            if not isinstance(exclude, bool):
+                raise ConfigError(f"{rw}: 'exclude' must be true or false")
+            if exclude and any(k in raw for k in ("groups", "add_groups", "deny_groups")):
+                raise ConfigError(f"{rw}: 'exclude: true' cannot be combined with groups")
             norm = pattern.strip().replace("\\", "/").lstrip("/")
             rules.append(
                 AccessRule(
                     index=i,
                     path=norm,
-                    groups=_groups(raw.get("groups"), f"{rw}: 'groups'"),
+                    groups=_groups(raw.get("groups"), f"{rw}: 'groups'")
+                    if "groups" in raw
+                    else None,
                     source=raw.get("source"),
                     classification=raw.get("classification"),
                     description=raw.get("description"),
                     regex=glob_to_regex(norm),
+                    add_groups=_groups(raw.get("add_groups"), f"{rw}: 'add_groups'"),
+                    deny_groups=_groups(raw.get("deny_groups"), f"{rw}: 'deny_groups'"),
+                    exclude=exclude,
                 )
             )
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -237,12 +305,33 @@ class AccessRules:
         for rule in self.rules:
             if rule.matches(source, path):
                 cls_ = rule.classification or self.default_classification
-                return AccessMatch(sorted(rule.groups), cls_, rule, path)
+                groups = rule.groups if rule.groups is not None else self.default
+                return AccessMatch(
+                    sorted(groups),
+                    cls_,
+                    rule,
+                    path,
+                    add_groups=rule.add_groups,
+                    deny_groups=rule.deny_groups,
+                    exclude=rule.exclude,
+                )
         return AccessMatch(sorted(self.default), self.default_classification, None, path)
 
     def groups_for(self, source: str, rel_path: str) -> list[str]:
-        """Groups that may read ``rel_path`` of ``source``; ``[]`` means nobody."""
-        return self.match(source, rel_path).groups
+        """Groups that may read ``rel_path`` of a source without ACLs; ``[]`` means nobody
+        (an excluded path and a denied group count: they leave nobody or fewer readers)."""
+        m = self.match(source, rel_path)
+        if m.exclude:
+            return []
+        return sorted(set(m.groups) | set(m.add_groups))
+
+    def allows(self, source: str, rel_path: str, token: frozenset[str]) -> bool:
+        """Whether a user with ``token`` may read a file of a source without ACLs (rules only:
+        the UI's download check); a denied group wins."""
+        m = self.match(source, rel_path)
+        if m.exclude or set(m.deny_groups) & token:
+            return False
+        return bool((set(m.groups) | set(m.add_groups)) & token)
 
     def classification_for(self, source: str, rel_path: str) -> str | None:
         return self.match(source, rel_path).classification

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, case, or_, select, update
 
 from core.db import session_scope
 from core.errors import AccountError, LoginFailed
-from policies.directory import Directory
+from policies.directory import DirectoryBackend
 from policies.identity import Principal
 
 GENERIC_LOGIN_FAILURE = "invalid user name or password"
@@ -49,7 +49,7 @@ class LocalAccounts:
     def __init__(
         self,
         engine: Engine,
-        directory: Directory,
+        directory: DirectoryBackend,
         *,
         lockout_attempts: int = 5,
         lockout_minutes: float = 15.0,

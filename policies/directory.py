@@ -9,20 +9,62 @@ YAML::
 
 ``roles`` defaults to ``[employee]``; ``disabled: true`` makes :meth:`Directory.get` return
 ``None`` (and local sign-in fails). Local accounts link to entries by user name.
+
+:class:`DirectoryBackend` is what every directory offers (this YAML file, and LDAP / Active
+Directory in :mod:`policies.directory_ldap`); :func:`load_directory` picks the configured one,
+so the CLIs' ``--user``, the UI's local sign-in and OIDC resolve a user the same way. In this
+file a group's principal id is its name (a YAML directory may list SIDs as groups to match an
+SMB share's ACLs).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
 from core.errors import ConfigError
 from policies.identity import EMPLOYEE, ROLES, Principal
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+
+class DirectoryBackend(Protocol):
+    """Users -> principals, and names <-> principal ids (see the module docstring)."""
+
+    version: str
+
+    @property
+    def source(self) -> object:
+        """What messages name: the YAML file, or the LDAP server."""
+
+    def get(self, name: str) -> Principal | None:
+        """The user's Principal; ``None`` for an unknown or disabled user."""
+
+    def entry(self, name: str) -> DirectoryEntry | None:
+        """The user's entry, disabled ones included (admin views, local sign-in)."""
+
+    def principal_ids(self, names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+        """Group names, ``user:<name>`` markers or SIDs -> the ids a token carries;
+        ``(found, unknown names)``."""
+
+    def display_names(self, ids: Iterable[str]) -> dict[str, str]:
+        """Principal ids -> names for people (SIDs -> DOMAIN\\name); unknown ids left out."""
+
+
+def load_directory(settings: Settings) -> DirectoryBackend:
+    """The configured directory: LDAP when ``ldap.url`` is set, else the YAML file."""
+    if settings.ldap.url:
+        from policies.directory_ldap import LdapDirectory
+
+        return LdapDirectory.from_settings(settings.ldap)
+    return Directory.load(settings.directory)
+
 
 _USER_KEYS = {"groups", "roles", "disabled", "display_name"}
 
@@ -135,6 +177,13 @@ class Directory:
     def entry(self, name: str) -> DirectoryEntry | None:
         """The raw entry, disabled ones included (for admin views)."""
         return self._entries.get(name)
+
+    def principal_ids(self, names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+        """Names are the ids in this directory."""
+        return {n: n for n in names}, []
+
+    def display_names(self, ids: Iterable[str]) -> dict[str, str]:
+        return {i: i for i in ids}
 
     def __iter__(self) -> Iterator[DirectoryEntry]:
         return iter(sorted(self._entries.values(), key=lambda e: e.name))

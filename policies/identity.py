@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from core.errors import AuthenticationError, ConfigError
 
+USER_PREFIX = "user:"
 EMPLOYEE = "employee"
 ADMIN = "admin"
 COMPLIANCE = "compliance"
@@ -30,6 +31,13 @@ class Principal:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def access_ids(self) -> frozenset[str]:
+        """What the index's filter matches: the groups plus ``user:<id>``, the id under which
+        a file's permissions name this user alone (a POSIX named-user entry; with LDAP the
+        user's own SID is already among ``groups``)."""
+        return self.groups | {USER_PREFIX + self.user_id}
 
 
 class _ClaimSettings(Protocol):

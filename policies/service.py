@@ -9,22 +9,24 @@ a log written before records were signed is re-anchored once, see
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
-from core.errors import LoginFailed
+from core.errors import AuthenticationError, LoginFailed
 from core.settings import Settings
 from policies.access import AccessRules
 from policies.accounts import LocalAccounts
 from policies.audit import AuditLog
 from policies.audit_anchors import Anchors, AnchorStore, DatabaseAnchors, FileAnchors, SyslogAnchors
 from policies.decision import policy_version
-from policies.directory import Directory
+from policies.directory import DirectoryBackend, load_directory
 from policies.gate import UsageGate
-from policies.identity import Principal
+from policies.identity import Principal, principal_from_claims
 from policies.keys import (
     HmacKey,
     load_or_create_hmac_key,
@@ -81,7 +83,7 @@ class PolicyService:
         settings: Settings,
         engine: Engine,
         *,
-        directory: Directory,
+        directory: DirectoryBackend,
         rules: AccessRules,
         usage: UsagePolicy,
         registry: ModelRegistry,
@@ -135,7 +137,7 @@ class PolicyService:
         svc = cls(
             settings,
             engine,
-            directory=Directory.load(settings.directory),
+            directory=load_directory(settings),
             rules=AccessRules.load(settings.access_rules),
             usage=UsagePolicy.load(settings.policy.usage_file),
             registry=ModelRegistry.load(settings.policy.models_file),
@@ -156,6 +158,23 @@ class PolicyService:
     def resolve_user(self, name: str) -> Principal | None:
         """The directory's Principal for ``name`` (CLIs' ``--user``); None if unknown/disabled."""
         return self.directory.get(name)
+
+    def principal_for_claims(self, claims: Mapping[str, Any]) -> Principal:
+        """The principal of an OIDC sign-in. With a directory that knows the user (LDAP), the
+        groups are the directory's, as for ``--user`` and local sign-in (the token's group
+        claims are not used then); roles are the directory's plus the claim-mapped ones. An
+        account the directory does not know or has disabled cannot sign in."""
+        from_claims = principal_from_claims(claims, self.settings.ui)
+        if not self.settings.ldap.url:
+            return from_claims
+        found = self.directory.get(from_claims.user_id)
+        if found is None:
+            raise AuthenticationError(
+                f"'{from_claims.user_id}' is not an enabled account of the directory"
+            )
+        return Principal(
+            user_id=found.user_id, groups=found.groups, roles=found.roles | from_claims.roles
+        )
 
     def authenticate(self, name: str, password: str) -> Principal:
         """Local sign-in, audited as a ``login`` event either way."""

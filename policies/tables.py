@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 GENESIS_HASH = "0" * 64
@@ -114,3 +114,17 @@ class LicenceAcceptance(PoliciesBase):
     meta_licence_ref: Mapped[str | None] = mapped_column(String(400), nullable=True)
     licence_files_sha256: Mapped[str] = mapped_column(Text)  # JSON {file name: sha256}
     audit_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AclFactRow(PoliciesBase):
+    """The permissions a synced file's readers were decided from (:mod:`policies.aclstore`)."""
+
+    __tablename__ = "policy_acl_facts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(source, path)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    rel_path: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -111,6 +111,7 @@ def _start_form(statuses: list[SourceStatus]) -> None:
 
 
 def _start(name: str, root: str, workers: int) -> None:
+    from ingest.sources import is_smb
     from ingest.sync.run import check_root, check_source_name
 
     holder = sync_holder(runtime.settings())
@@ -121,7 +122,7 @@ def _start(name: str, root: str, workers: int) -> None:
         )
     if not root:
         raise SourceArgumentError("give the folder to sync")
-    path = check_root(Path(root))
+    path: Path | str = root if is_smb(root) else check_root(Path(root))
     runtime.sync_runner().start(path, check_source_name(name), workers, index=runtime.index())
 
 

@@ -17,7 +17,7 @@ import streamlit as st
 
 from core.errors import AuthenticationError, EnclaveError
 from policies.directory import Directory
-from policies.identity import Principal, principal_from_claims
+from policies.identity import Principal
 from ui import runtime
 from ui.errors import log_error
 
@@ -31,7 +31,11 @@ def current() -> Principal | None:
     value = st.session_state.get(_KEY)
     if not isinstance(value, Principal):
         return None
-    fresh = refreshed(runtime.settings().directory, value.user_id)
+    settings = runtime.settings()
+    if settings.ldap.url:  # the directory server is the truth (cached for ldap.cache_ttl_s)
+        fresh = runtime.policies().directory.get(value.user_id)
+    else:
+        fresh = refreshed(settings.directory, value.user_id)
     if fresh is None:
         st.session_state.pop(_KEY, None)
     return fresh
@@ -62,8 +66,8 @@ def _oidc_principal() -> Principal | None:
     cached = st.session_state.get(_KEY)
     if isinstance(cached, Principal) and st.session_state.get(_KEY + "_claims") == claims:
         return cached
-    principal = principal_from_claims(claims, runtime.settings().ui)
     policies = runtime.policies()
+    principal = policies.principal_for_claims(claims)
     policies.audit.append(
         "login",
         principal=principal,

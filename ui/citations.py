@@ -26,18 +26,21 @@ log = logging.getLogger("enclave.ui")
 
 def current_groups(settings: Settings, principal: Principal) -> frozenset[str]:
     """The user's groups now: re-read from the directory file for local accounts."""
+    if settings.ldap.url:
+        fresh = runtime.policies().directory.get(principal.user_id)
+        return fresh.access_ids if fresh is not None else frozenset()
     if settings.ui.auth == "local" and settings.directory is not None:
         fresh = Directory.load(settings.directory).get(principal.user_id)
-        return fresh.groups if fresh is not None else frozenset()
-    return principal.groups
+        return fresh.access_ids if fresh is not None else frozenset()
+    return principal.access_ids
 
 
 def readable_path(
     settings: Settings, principal: Principal, source: str, rel_path: str
 ) -> Path | None:
     """The file behind a citation if ``principal`` may read it now, else None (fail closed)."""
-    allowed = set(AccessRules.load(settings.access_rules).groups_for(source, rel_path))
-    if not allowed & current_groups(settings, principal):
+    rules = AccessRules.load(settings.access_rules)
+    if not rules.allows(source, rel_path, current_groups(settings, principal)):
         return None
     root = source_root(settings, source)
     if root is None:

@@ -150,16 +150,21 @@ def sync_folder(settings: Settings, root: Path, source: str) -> None:
 
 def create_demo_users(settings: Settings) -> None:
     """A local account per directory user, password ``<user>-demo-2026`` (demo mode only)."""
+    from policies.directory import Directory
     from policies.service import PolicyService
 
     service = PolicyService.from_settings(settings)
+    directory = service.directory
+    if not isinstance(directory, Directory):
+        console.print("Demo accounts are made only from a YAML directory file; none created.")
+        return
     existing = {a.name for a in service.accounts.list()}
     table = Table(title="Demo accounts (sample directory; demo passwords)")
     table.add_column("user")
     table.add_column("password")
     table.add_column("roles")
     table.add_column("groups")
-    for entry in service.directory:
+    for entry in directory:
         if entry.disabled:
             continue
         if entry.name in existing:  # demo mode: the printed password must work

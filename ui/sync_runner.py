@@ -68,7 +68,7 @@ class SyncRunner:
         state = self._state
         return state is not None and state.running
 
-    def start(self, root: Path, source: str, workers: int, index: Any | None = None) -> None:
+    def start(self, root: Path | str, source: str, workers: int, index: Any | None = None) -> None:
         """Start a sync in the background; :class:`SyncInProgressError` if one is running."""
         with self._lock:
             if self._state is not None and self._state.running:
@@ -104,7 +104,7 @@ class SyncRunner:
             current=p.path or "",
         )
 
-    def _run(self, root: Path, source: str, workers: int, index: Any | None) -> None:
+    def _run(self, root: Path | str, source: str, workers: int, index: Any | None) -> None:
         from ui.errors import log_error
 
         try:

@@ -1,7 +1,8 @@
 """The vector-index seam: one protocol, implemented by Qdrant Edge and by qdrant-client.
 
 Access control is part of the signature: every search takes the caller's groups and an empty
-set returns nothing. There is no method that searches without that filter.
+set returns nothing; a chunk whose ``denied_groups`` share one of them is never returned. There
+is no method that searches without that filter.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ class VectorIndex(Protocol):
     """A collection of chunk points with a dense and a sparse (lexical) named vector."""
 
     def ensure_collection(self, dense_dim: int) -> None:
-        """Create the collection (and the keyword index on ``allowed_groups``, ``doc_id``,
-        ``source``) if missing; fail clearly if it exists with another dense size."""
+        """Create the collection (and the keyword indexes on ``allowed_groups``,
+        ``denied_groups``, ``doc_id``, ``source``) if missing; fail clearly if it exists with
+        another dense size."""
 
     def upsert(self, points: Sequence[ChunkPoint]) -> None: ...
 
@@ -52,7 +54,8 @@ class VectorIndex(Protocol):
         sources: Sequence[str] | None = None,
         candidates: int | None = None,
     ) -> list[Hit]:
-        """Ranked chunks readable by ``groups`` (any-of match on ``allowed_groups``).
+        """Ranked chunks readable by ``groups``: any-of match on ``allowed_groups`` and none-of
+        on ``denied_groups`` (deny wins).
 
         ``groups`` empty -> ``[]`` without touching the engine (fail closed). ``sources``
         restricts to those source names (``[]`` -> nothing). ``candidates``: how many hits each

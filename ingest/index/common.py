@@ -14,7 +14,8 @@ from ingest.index.base import Fusion, SearchMode
 from ingest.model import ChunkPoint, SparseVector
 
 # Payload fields with a keyword index (filters on them stay fast at any size).
-KEYWORD_INDEXES = ("allowed_groups", "doc_id", "source")
+KEYWORD_INDEXES = ("allowed_groups", "denied_groups", "doc_id", "source")
+ACL_FIELDS = ("allowed_groups", "denied_groups")
 # RRF constant, the same on both engines (Qdrant's server default differs between versions).
 RRF_K = 60
 # Hybrid prefetch depth when the caller gives none: each arm returns this many candidates.
@@ -75,5 +76,20 @@ def check_points(points: Sequence[ChunkPoint], dim: int) -> None:
                 f"{where}: payload 'allowed_groups' must be a list of group names "
                 "([] = readable by nobody)"
             )
+        denied = p.payload.get("denied_groups", [])
+        if not isinstance(denied, list) or not all(isinstance(g, str) for g in denied):
+            raise BadPointError(f"{where}: payload 'denied_groups' must be a list of group names")
         if not isinstance(p.payload.get("doc_id"), str):
             raise BadPointError(f"{where}: payload 'doc_id' is missing")
+
+
+def check_acl_payload(payload: object) -> str | None:
+    """Why a ``set_payload`` of ACL fields is malformed (None when it is fine)."""
+    if not isinstance(payload, dict):
+        return "payload must be a mapping"
+    for key in ACL_FIELDS:
+        if key in payload:
+            value = payload[key]
+            if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
+                return f"'{key}' must be a list of group names"
+    return None

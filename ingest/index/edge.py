@@ -32,6 +32,7 @@ from ingest.index.common import (
     SCROLL_BATCH,
     acl_groups,
     candidates_for,
+    check_acl_payload,
     check_points,
     check_search,
 )
@@ -165,12 +166,9 @@ class EdgeIndex:
     def set_payload(self, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
         if not ids:
             return
-        if "allowed_groups" in payload:
-            groups = payload["allowed_groups"]
-            if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-                raise VectorIndexError(
-                    "set_payload: 'allowed_groups' must be a list of group names"
-                )
+        problem = check_acl_payload(dict(payload))
+        if problem is not None:
+            raise VectorIndexError(f"set_payload: {problem}")
         self._writable().update(qe.UpdateOperation.set_payload(list(ids), dict(payload)))
 
     # -- reads -----------------------------------------------------------------------------
@@ -246,13 +244,15 @@ class EdgeIndex:
         if shard is None:
             return []
         must: list[Any] = [qe.FieldCondition("allowed_groups", match=qe.MatchAny(allowed))]
+        # deny wins: a chunk naming any of the caller's groups as denied is never returned
+        must_not: list[Any] = [qe.FieldCondition("denied_groups", match=qe.MatchAny(allowed))]
         if sources is not None:
             if not sources:
                 return []
             must.append(qe.FieldCondition("source", match=qe.MatchAny(list(sources))))
-        flt = qe.Filter(must=must)
+        flt = qe.Filter(must=must, must_not=must_not)
         # IDF over what this caller may read: hidden chunks do not move its lexical scores
-        acl = qe.Filter(must=[must[0]])
+        acl = qe.Filter(must=[must[0]], must_not=must_not)
         lex_params = qe.SearchParams(idf=qe.IdfParams(corpus=acl)) if self.scoped_idf else None
         dense_q = qe.Query.Nearest(list(dense), using=DENSE_VECTOR) if dense is not None else None
         sparse_q = (

@@ -36,6 +36,7 @@ from ingest.index.common import (
     SCROLL_BATCH,
     acl_groups,
     candidates_for,
+    check_acl_payload,
     check_points,
     check_search,
 )
@@ -316,12 +317,9 @@ class QdrantIndex:
         if not ids:
             return
         self._need_collection()
-        if "allowed_groups" in payload:
-            groups = payload["allowed_groups"]
-            if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-                raise VectorIndexError(
-                    "set_payload: 'allowed_groups' must be a list of group names"
-                )
+        problem = check_acl_payload(dict(payload))
+        if problem is not None:
+            raise VectorIndexError(f"set_payload: {problem}")
         with self._engine():
             self.client.set_payload(self.collection, dict(payload), points=list(ids), wait=True)
 
@@ -413,16 +411,22 @@ class QdrantIndex:
         must: list[models.Condition] = [
             models.FieldCondition(key="allowed_groups", match=models.MatchAny(any=allowed))
         ]
+        # deny wins: a chunk naming any of the caller's groups as denied is never returned
+        must_not: list[models.Condition] = [
+            models.FieldCondition(key="denied_groups", match=models.MatchAny(any=allowed))
+        ]
         if sources is not None:
             if not sources:
                 return []
             must.append(
                 models.FieldCondition(key="source", match=models.MatchAny(any=list(sources)))
             )
-        flt = models.Filter(must=must)
+        flt = models.Filter(must=must, must_not=must_not)
         # IDF over what this caller may read: hidden chunks do not move its lexical scores
         lex_params = (
-            models.SearchParams(idf=models.IdfCorpusParams(corpus=models.Filter(must=[must[0]])))
+            models.SearchParams(
+                idf=models.IdfCorpusParams(corpus=models.Filter(must=[must[0]], must_not=must_not))
+            )
             if self.scoped_idf
             else None
         )

@@ -8,7 +8,6 @@ extension is only a tie-breaker there. A file whose bytes are binary but whose n
 from __future__ import annotations
 
 import email.parser
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from core.errors import (
     ParseFailedError,
     UnsupportedFileError,
 )
+from ingest.parsing.legacy import NAMES as LEGACY_NAMES
+from ingest.parsing.legacy import soffice
 from ingest.parsing.offline import prepare_unstructured
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -60,8 +61,6 @@ _WHY_UNSUPPORTED = {
     "json": "JSON is structured data, not a document; Enclave indexes documents only",
     "ndjson": "NDJSON is structured data, not a document; Enclave indexes documents only",
 }
-
-_NEEDS_LIBREOFFICE = {"doc": "Word 97-2003 (.doc)", "ppt": "PowerPoint 97-2003 (.ppt)"}
 
 
 @dataclass(frozen=True)
@@ -106,10 +105,10 @@ def detect(path: Path, *, max_file_mb: float, ocr: bool) -> Detected:
         raise UnsupportedFileError(f"unsupported file type {mime} (detected from the content)")
     if kind in _WHY_UNSUPPORTED:
         raise UnsupportedFileError(_WHY_UNSUPPORTED[kind])
-    if kind in _NEEDS_LIBREOFFICE and not shutil.which("soffice"):
+    if kind in LEGACY_NAMES and soffice() is None:
         raise UnsupportedFileError(
-            f"{_NEEDS_LIBREOFFICE[kind]} needs LibreOffice (soffice) to convert, which is not "
-            "installed; save it as .docx/.pptx"
+            f"{LEGACY_NAMES[kind]} needs LibreOffice (soffice) to convert, which is not "
+            "installed; save it as .docx/.xlsx/.pptx"
         )
     if kind in _IMAGE_KINDS and not ocr:
         raise UnsupportedFileError(

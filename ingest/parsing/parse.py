@@ -5,7 +5,8 @@ text layer; a PDF without one is OCR'd with tesseract (``ocr_only``, no layout m
 ``ingest.ocr`` is on, and skipped with a reason otherwise. Images need ``ingest.ocr``. E-mail
 bodies are indexed, their attachments are listed by name but not opened (they would bypass the
 type/size/encryption checks; store them as files to index them). Big .txt/.md files take the
-streaming fast path in :mod:`ingest.parsing.textfast`.
+streaming fast path in :mod:`ingest.parsing.textfast`. Legacy Office files (.doc, .xls, .ppt)
+are converted to their Open XML form by LibreOffice first (:mod:`ingest.parsing.legacy`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from core.settings import IngestSettings
 from ingest.parsing.blocks import Block, ParsedDocument
 from ingest.parsing.caps import capped_blocks, check_archive
 from ingest.parsing.detect import Detected, detect
+from ingest.parsing.legacy import TARGETS as LEGACY_TARGETS
+from ingest.parsing.legacy import converted
 from ingest.parsing.offline import prepare_unstructured
 from ingest.parsing.pdfprobe import norm, pdf_text_sample, probe_pdf
 from ingest.parsing.textfast import FAST_TEXT_BYTES, iter_text_blocks, sniff_encoding
@@ -29,11 +32,8 @@ log = logging.getLogger(__name__)
 
 _PARTITIONERS: dict[str, tuple[str, str]] = {
     "docx": ("docx", "partition_docx"),
-    "doc": ("doc", "partition_doc"),
     "pptx": ("pptx", "partition_pptx"),
-    "ppt": ("ppt", "partition_ppt"),
     "xlsx": ("xlsx", "partition_xlsx"),
-    "xls": ("xlsx", "partition_xlsx"),
     "html": ("html", "partition_html"),
     "md": ("md", "partition_md"),
     "txt": ("text", "partition_text"),
@@ -75,6 +75,15 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
         blocks = list(_to_blocks(_ocr_image(path, settings), found.kind))
     elif found.kind in ("csv", "tsv"):
         blocks = _parse_delimited(path, found)
+    elif found.kind in LEGACY_TARGETS:
+        target = LEGACY_TARGETS[found.kind]
+        limit = min(settings.convert_timeout_s, 0.9 * settings.parse_timeout_s)
+        with converted(path, found.kind, limit) as ooxml:
+            blocks = list(_to_blocks(_partition(ooxml, Detected(target, found.size)), target))
+            meta_title = ooxml_title(ooxml)
+        return ParsedDocument(
+            kind=found.kind, title=_title(path, target, meta_title, blocks), blocks=blocks
+        )
     else:
         elements = _partition(path, found)
         blocks = list(capped_blocks(_to_blocks(elements, found.kind), settings))

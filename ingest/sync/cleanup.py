@@ -13,9 +13,7 @@
 
 from __future__ import annotations
 
-import os
 import stat
-from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
@@ -24,6 +22,7 @@ from core.db import session_scope
 from ingest import faults
 from ingest.index.base import VectorIndex
 from ingest.model import ids_for
+from ingest.sources.base import Source, SourceEntry
 from ingest.sync.permissions import Access, PermissionResolver
 from ingest.sync.state import (
     DELETING,
@@ -47,9 +46,9 @@ class Cleanup:
         source: str,
         source_id: int,
         summary: SyncSummary,
-        root: Path | None = None,
+        files: Source | None = None,
     ) -> None:
-        self.root = root
+        self.files = files
         self.engine = engine
         self.index = index
         self.source = source
@@ -174,37 +173,41 @@ class Cleanup:
 
     # -- access below unlistable directories ---------------------------------------------------
     def _access(self, record: FileRecord, resolver: PermissionResolver) -> Access:
-        """The file's access from the rules (no read needed). With POSIX permissions on, the
-        file's mode and group come from a ``stat`` when the directory still allows one;
-        otherwise the last known mode decides and the owner group is unknown, so a group-only
-        file keeps at most the groups it had (fail closed: a rule can narrow, never widen)."""
-        if not resolver.posix:
-            return resolver.access(record.rel_path, record.mode, 0)
-        if self.root is not None:
-            try:
-                st = os.stat(self.root / record.rel_path, follow_symlinks=False)
-            except OSError:
-                st = None
-            if st is not None and stat.S_ISREG(st.st_mode):
-                return resolver.access(record.rel_path, stat.S_IMODE(st.st_mode), st.st_gid)
-        rules_only = PermissionResolver(resolver.rules, resolver.source, posix=False)
-        access = rules_only.access(record.rel_path, record.mode, 0)
-        if record.mode & stat.S_IROTH:
+        """The file's access from the rules: no read needed (the directory cannot be listed).
+        Where the source's own permissions take part (POSIX permissions on a local tree), the
+        last known mode decides and the owner group is unknown, so a group-only file keeps at
+        most the groups it had (fail closed: a rule can narrow, never widen)."""
+        entry = SourceEntry(
+            rel_path=record.rel_path,
+            size=record.size,
+            mtime_ns=record.mtime_ns,
+            file_key=record.inode,
+            mode=record.mode,
+        )
+        access = resolver.access(entry)  # no facts: the rules alone decide
+        if not getattr(self.files, "posix", False) or access.failure_code:
             return access
-        if record.mode & stat.S_IRGRP:
-            kept = tuple(g for g in access.groups if g in record.allowed_groups)
-            return Access(kept, access.classification)
-        return Access((), access.classification)
+        if record.mode & stat.S_IROTH:
+            groups = access.groups
+        elif record.mode & stat.S_IRGRP:
+            groups = tuple(g for g in access.groups if g in record.allowed_groups)
+        else:
+            groups = ()
+        denied = tuple(sorted(set(access.denied) | set(record.denied_groups)))
+        return Access(groups, access.classification, denied=denied)
 
     def reapply_access(self, records: list[FileRecord], resolver: PermissionResolver) -> None:
-        """Rewrite ``allowed_groups``/``classification`` of kept files whose access changed:
-        the index first (flushed), then the rows, so a crash in between is redone next run."""
-        changed = [
-            (r, a)
-            for r in records
-            if (a := self._access(r, resolver)).groups != r.allowed_groups
-            or a.classification != r.classification
-        ]
+        """Rewrite the readers and classification of kept files whose access changed: the index
+        first (flushed), then the rows, so a crash in between is redone next run. A file whose
+        access cannot be decided any more (a rule excludes it, an unknown deny group) keeps no
+        reader."""
+        changed = []
+        for r in records:
+            a = self._access(r, resolver)
+            if a.excluded or a.failure_code:
+                a = Access((), a.classification)
+            if not a.same_readers(r.allowed_groups, r.denied_groups, r.classification):
+                changed.append((r, a))
         if not changed:
             return
         for r, a in changed:
@@ -215,7 +218,11 @@ class Cleanup:
             else:
                 continue
             if ids:
-                payload = {"allowed_groups": list(a.groups), "classification": a.classification}
+                payload = {
+                    "allowed_groups": list(a.groups),
+                    "denied_groups": list(a.denied),
+                    "classification": a.classification,
+                }
                 self.index.set_payload(ids, payload)
         self.index.flush()
         with session_scope(self.engine) as s:
@@ -225,6 +232,7 @@ class Cleanup:
                     .where(FileRow.id == r.id)
                     .values(
                         allowed_groups=encode_groups(a.groups),
+                        denied_groups=encode_groups(a.denied),
                         classification=a.classification,
                         updated_at=utcnow(),
                     )

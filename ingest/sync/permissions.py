@@ -1,70 +1,97 @@
-"""Who may read a file: access rules, optionally narrowed by the file's POSIX permissions.
+"""Who may read a file, as the sync stamps it on the file's chunks.
 
-Combination rule (documented in docs/ingest.md):
+The decision itself is :func:`policies.readers.decide` (shared with ``policies check-access``):
+the source's own permissions (an SMB file's NT ACL; a local file's POSIX permissions when
+``ingest.posix_permissions`` is on), then the access rules as an override layer, with names
+resolved to the ids the directory puts in users' tokens. This module turns it into the
+:class:`Access` a file row and its points carry, and caches decisions: thousands of files
+inheriting one folder's ACL share one descriptor, so each distinct (rule, descriptor) pair is
+decided once per sync.
 
-1. The access-rules file decides first (``policies.access.AccessRules``: first matching glob
-   wins, else the default; no rule and no default -> nobody).
-2. With ``ingest.posix_permissions = true`` the file's mode bits can only *narrow* that list,
-   never widen it (fail closed):
-
-   - readable by others (``o+r``): the rule groups stand;
-   - else readable by its group (``g+r``): only the rule groups that equal the file's owner
-     group name survive (the rule groups intersected with ``{owner group}``);
-   - else (owner-only, e.g. ``0600``): nobody.
-
-   So a ``chmod 600`` on a sensitive file removes it from every user's answers without editing
-   the rules, and a group-private file stays with that group if the rules grant the group.
-
-A change of either input alone is a permission change: the sync rewrites ``allowed_groups`` /
+A change of any input alone (an ACL edit, a rules edit, a group resolving to another id) is a
+permission change: the sync rewrites ``allowed_groups`` / ``denied_groups`` /
 ``classification`` on the file's points (``set_payload``), without parsing or embedding.
 """
 
 from __future__ import annotations
 
-import grp
-import stat
+import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 
+from ingest.sources.base import SourceEntry
 from policies.access import AccessRules
+from policies.readers import Decision, IdResolver, NtPolicy, decide, facts_to_bytes
+
+EXCLUDED = "ingest.excluded"
+ACL_UNEVALUABLE = "ingest.acl_unevaluable"
+_CACHE_MAX = 4096
 
 
 @dataclass(frozen=True)
 class Access:
     groups: tuple[str, ...]
     classification: str | None
+    denied: tuple[str, ...] = ()
+    excluded: bool = False
+    failure_code: str | None = None  # set: the file is not indexed (fail closed), see message
+    failure: str | None = None
+    facts: tuple[str, bytes] | None = None  # the permissions decided from (check-access)
+    facts_sha: str | None = None
 
-
-@lru_cache(maxsize=4096)
-def group_name(gid: int) -> str:
-    """Name of a POSIX group id (its number as text when the system does not know it)."""
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
-def narrow_by_mode(groups: tuple[str, ...], mode: int, gid: int) -> tuple[str, ...]:
-    """Apply rule 2 of the module docstring to ``groups``."""
-    if mode & stat.S_IROTH:
-        return groups
-    if mode & stat.S_IRGRP:
-        owner_group = group_name(gid)
-        return tuple(g for g in groups if g == owner_group)
-    return ()
+    def same_readers(
+        self, groups: tuple[str, ...], denied: tuple[str, ...], cls: str | None
+    ) -> bool:
+        return self.groups == groups and self.denied == denied and self.classification == cls
 
 
 class PermissionResolver:
     """Computes :class:`Access` for the files of one source."""
 
-    def __init__(self, rules: AccessRules, source: str, *, posix: bool) -> None:
+    def __init__(
+        self,
+        rules: AccessRules,
+        source: str,
+        *,
+        resolver: IdResolver,
+        nt_policy: NtPolicy | None = None,
+    ) -> None:
         self.rules = rules
         self.source = source
-        self.posix = posix
+        self.resolver = resolver
+        self.nt_policy = nt_policy or NtPolicy()
+        self._cache: dict[tuple[int, str, bytes], Decision] = {}
 
-    def access(self, rel_path: str, mode: int, gid: int) -> Access:
-        match = self.rules.match(self.source, rel_path)
-        groups = tuple(sorted(set(match.groups)))
-        if self.posix:
-            groups = narrow_by_mode(groups, mode, gid)
-        return Access(groups=groups, classification=match.classification)
+    def access(self, entry: SourceEntry) -> Access:
+        match = self.rules.match(self.source, entry.rel_path)
+        if entry.facts_error is not None and not match.exclude:
+            code, message = entry.facts_error
+            return Access((), match.classification, failure_code=code, failure=message)
+        facts = facts_to_bytes(entry.facts) if entry.facts is not None else None
+        rule = match.rule.index if match.rule is not None else -1
+        key = (rule, *(facts or ("", b"")))
+        decision = self._cache.get(key) if match.path is not None else None
+        if decision is None:
+            decision = decide(match, entry.facts, self.resolver, self.nt_policy)
+            if match.path is not None:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[key] = decision
+        sha = hashlib.sha256(facts[0].encode() + b"\0" + facts[1]).hexdigest() if facts else None
+        if decision.excluded:
+            return Access((), decision.classification, excluded=True, facts=facts, facts_sha=sha)
+        if decision.failure is not None:
+            return Access(
+                (),
+                decision.classification,
+                failure_code=ACL_UNEVALUABLE,
+                failure=decision.failure,
+                facts=facts,
+                facts_sha=sha,
+            )
+        return Access(
+            decision.allowed,
+            decision.classification,
+            decision.denied,
+            facts=facts,
+            facts_sha=sha,
+        )

@@ -5,7 +5,8 @@ Three things run at once and every queue between them is bounded:
 - the walk/diff (:class:`~ingest.sync.plan.Planner`) is pulled only while fewer than
   ``2 x workers`` files wait for a parser and fewer than ``embed_pool`` chunks wait for the
   model;
-- parser processes (:class:`~ingest.parsing.workers.ParsePool`) work on one file each;
+- parser processes (:class:`~ingest.parsing.workers.ParsePool`) work on one file each, read
+  through the local path the source fetched it to (released once parsed);
 - one embedding thread runs the model on up to ``embed_pool`` chunks per call (the model sorts
   them by length, so its batches pad little); torch releases the GIL, so this loop keeps
   dispatching files and committing finished documents meanwhile.
@@ -21,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from dataclasses import replace
 from typing import Any
 
 from core.settings import IngestSettings
@@ -102,6 +104,9 @@ class Pipeline:
             if self._pool is not None:
                 self._pool.close()
             self._executor.shutdown(wait=True, cancel_futures=True)
+            for work in [*self._to_parse, *self._in_flight.values()]:
+                if work.fetched is not None:
+                    work.fetched.release()
 
     # -- steps ---------------------------------------------------------------------------------
     def _intake(self) -> None:
@@ -130,8 +135,10 @@ class Pipeline:
             self.processed += 1
         elif item.donor is not None and w.reuse(item):
             self.processed += 1
+            if item.fetched is not None:
+                item.fetched.release()
         else:
-            self._to_parse.append(Index(item.entry, item.record, item.sha256, item.access))
+            self._to_parse.append(replace(item, donor=None, rename=False))
 
     def _dispatch(self) -> None:
         while self._to_parse and (self._pool is None or self._pool.idle()):
@@ -139,7 +146,10 @@ class Pipeline:
                 self._pool = ParsePool(self.ingest, self.workers)
                 self.on_first_parse()
             work = self._to_parse.popleft()
-            self._pool.submit(self._next_task, work.entry.path)
+            assert work.fetched is not None  # the planner fetched every file it sends to parse
+            # A path, also for a remote source (its staged copy): parser processes (and
+            # workers on other machines) read files by path.
+            self._pool.submit(self._next_task, work.fetched.path)
             self._in_flight[self._next_task] = work
             self._next_task += 1
 
@@ -165,6 +175,8 @@ class Pipeline:
 
     def _finish(self, out: ParseOutcome) -> None:
         work = self._in_flight.pop(out.task_id)
+        if work.fetched is not None:
+            work.fetched.release()
         self.processed += 1
         if out.chunks:
             self.writer.parsed(work, out.chunks)

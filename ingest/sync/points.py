@@ -28,6 +28,7 @@ def payload(
         "title": title,
         "page": page,
         "allowed_groups": list(item.access.groups),
+        "denied_groups": list(item.access.denied),
         "classification": item.access.classification,
         "content_hash": item.sha256,
         "mtime": payload_mtime(item.entry.mtime_ns),

@@ -1,16 +1,19 @@
-"""``run_sync``: bring the index in line with one source tree, incrementally and crash-safely.
+"""``run_sync``: bring the index in line with one source, incrementally and crash-safely.
 
-Order of a run (design notes in docs/ingest.md):
+A source is a local or mounted tree or an SMB share (``smb://server/share/path``), read through
+the :class:`~ingest.sources.base.Source` seam. Order of a run (design notes in docs/ingest.md):
 
-1. take the store's sync lock (:mod:`ingest.sync.lock`), open the index, record a run row;
+1. take the store's sync lock (:mod:`ingest.sync.lock`), open the source and the index, record
+   a run row;
 2. repair after an interrupted run: drop points no ``ok`` row accounts for (orphans), and
    redo documents the state marks ``indexing``/``deleting`` (the planner does that);
 3. stream the diff (:mod:`ingest.sync.plan`): unchanged files cost a ``stat`` and a batched row
    lookup; new/changed files are parsed in worker processes (:mod:`ingest.parsing.workers`),
    embedded here in batches and written in crash-safe groups (:mod:`ingest.sync.writer`);
-4. delete the documents whose files are gone (a document's row goes ``deleting`` first);
-   files below a directory the walk could not list are kept, their access recomputed from the
-   rules (:meth:`~ingest.sync.cleanup.Cleanup.delete_missing`);
+4. delete the documents whose files are gone (a document's row goes ``deleting`` first),
+   including what was indexed below a folder the SMB service account may no longer list;
+   files below a local directory the walk could not list are kept, their access recomputed
+   from the rules (:meth:`~ingest.sync.cleanup.Cleanup.delete_missing`);
 5. record the run's counters, write a ``sync_run`` audit record (completed or failed) and
    release the lock.
 """
@@ -42,11 +45,13 @@ from core.settings import Settings
 from ingest.encoding.base import Embedder
 from ingest.index import open_index
 from ingest.index.base import VectorIndex
+from ingest.sources import check_root, open_source
+from ingest.sources.base import UNLISTABLE, Source
 from ingest.sync.cleanup import Cleanup
 from ingest.sync.lock import SyncLock, store_identity
 from ingest.sync.permissions import PermissionResolver
 from ingest.sync.pipeline import Pipeline
-from ingest.sync.plan import UNREADABLE_DIR, Planner
+from ingest.sync.plan import Planner
 from ingest.sync.state import (
     RUN_COMPLETED,
     RUN_FAILED,
@@ -61,10 +66,13 @@ from ingest.sync.state import (
 )
 from ingest.sync.summary import FileIssue, SyncSummary
 from ingest.sync.writer import Writer
+from policies import aclstore
 from policies.access import AccessRules
+from policies.directory import load_directory
+from policies.readers import nt_policy_for
 from policies.service import PolicyService
 
-__all__ = ["SyncProgress", "SyncSummary", "run_sync"]
+__all__ = ["SyncProgress", "SyncSummary", "check_root", "run_sync"]
 
 
 EMBED_POOL_BATCHES = 8
@@ -94,18 +102,9 @@ def check_source_name(source: str) -> str:
     return name
 
 
-def check_root(root: Path) -> Path:
-    path = Path(root).expanduser()
-    if not path.exists():
-        raise SourceArgumentError(f"the source root {path} does not exist")
-    if not path.is_dir():
-        raise SourceArgumentError(f"the source root {path} is not a directory")
-    return path.resolve()
-
-
 def run_sync(
     settings: Settings,
-    root: Path,
+    root: Path | str,
     source: str,
     workers: int | None = None,
     progress: ProgressFn | None = None,
@@ -121,14 +120,16 @@ def run_sync(
 
     ``index``: an index the caller already holds open (the UI process owns the embedded store
     and syncs through its own handle); it is used as is and not closed here. ``policies``: whose
-    audit log the ``sync_run`` record goes to (default: built from the settings); ``actor``: who
-    started the sync (default ``sync:<operating system login>``).
+    audit log the ``sync_run`` record goes to (default: built from the settings, which also
+    migrates the policies tables the ACL facts live in); ``actor``: who started the sync
+    (default ``sync:<operating system login>``).
 
     Raises :class:`SyncInProgressError` when another sync holds the store,
     :class:`~core.errors.StoreLockedError` when another process holds the embedded store,
     and other :class:`~core.errors.EnclaveError` s with codes for bad input."""
     name = check_source_name(source)
-    path = check_root(root)
+    if not str(root).lower().startswith("smb://"):
+        root = check_root(Path(root))
     rules = AccessRules.load(settings.access_rules)
     if policies is None:
         policies = PolicyService.from_settings(settings)
@@ -136,32 +137,36 @@ def run_sync(
     lock = SyncLock(engine, store_identity(settings), name)
     previous = lock.acquire()
     try:
-        own_index = index is None
-        if index is None:
-            index = open_index(settings)
+        files = open_source(settings, root)
         try:
-            run = _Run(
-                settings=settings,
-                engine=engine,
-                index=index,
-                lock=lock,
-                root=path,
-                source=name,
-                rules=rules,
-                workers=workers if workers is not None else settings.ingest.workers,
-                progress=progress,
-                policies=policies,
-                actor=actor or f"sync:{getpass.getuser()}",
-            )
-            return run.execute(
-                took_over=previous is not None,
-                retry_failed=retry_failed,
-                force=force,
-                allow_empty_root=allow_empty_root,
-            )
+            own_index = index is None
+            if index is None:
+                index = open_index(settings)
+            try:
+                run = _Run(
+                    settings=settings,
+                    engine=engine,
+                    index=index,
+                    lock=lock,
+                    files=files,
+                    source=name,
+                    rules=rules,
+                    workers=workers if workers is not None else settings.ingest.workers,
+                    progress=progress,
+                    policies=policies,
+                    actor=actor or f"sync:{getpass.getuser()}",
+                )
+                return run.execute(
+                    took_over=previous is not None,
+                    retry_failed=retry_failed,
+                    force=force,
+                    allow_empty_root=allow_empty_root,
+                )
+            finally:
+                if own_index:
+                    index.close()
         finally:
-            if own_index:
-                index.close()
+            files.close()
     finally:
         lock.release()
 
@@ -174,7 +179,7 @@ class _Run:
         engine: Engine,
         index: VectorIndex,
         lock: SyncLock,
-        root: Path,
+        files: Source,
         source: str,
         rules: AccessRules,
         workers: int,
@@ -188,7 +193,8 @@ class _Run:
         self.engine = engine
         self.index = index
         self.lock = lock
-        self.root = root
+        self.files = files
+        self.root = files.root
         self.source = source
         self.rules = rules
         self.workers = max(1, workers)
@@ -248,7 +254,7 @@ class _Run:
         started = time.monotonic()
         self._check_meta(None)
         with session_scope(self.engine) as s:
-            self.source_id = source_id_for(s, self.source, str(self.root))
+            self.source_id = source_id_for(s, self.source, self.root)
             s.execute(
                 update(SyncRunRow)
                 .where(SyncRunRow.store_key == self.lock.key, SyncRunRow.status == RUN_RUNNING)
@@ -278,18 +284,22 @@ class _Run:
         self.lock.set_run(self.run_id)
         try:
             cleanup = Cleanup(
-                self.engine, self.index, self.source, self.source_id, self.summary, self.root
+                self.engine, self.index, self.source, self.source_id, self.summary, self.files
             )
             cleanup.rebuild_if_index_lost()
             if needs_repair:
                 self._report("repair", 0, None, force_emit=True)
                 cleanup.remove_orphans()
+            directory = load_directory(self.settings)
             planner = Planner(
                 self.engine,
-                root=self.root,
+                files=self.files,
                 source=self.source,
                 resolver=PermissionResolver(
-                    self.rules, self.source, posix=self.settings.ingest.posix_permissions
+                    self.rules,
+                    self.source,
+                    resolver=directory,
+                    nt_policy=nt_policy_for(self.settings.smb, directory),
                 ),
                 max_file_bytes=int(self.settings.ingest.max_file_mb * 1_000_000),
                 retry_failed=retry_failed,
@@ -302,13 +312,14 @@ class _Run:
                     "indexed files: refusing to delete them all (an unmounted share looks "
                     "like this). Pass --allow-empty-root if the files really are gone."
                 )
-            self.summary.unreadable = [
-                FileIssue(u.rel_dir or ".", UNREADABLE_DIR, u.message) for u in planner.unreadable
-            ]
+            for d in planner.unlistable:
+                self.summary.add_unlistable(FileIssue(d.rel_dir or ".", UNLISTABLE, d.message))
             self._report("delete", 0, None, force_emit=True)
             cleanup.delete_missing(
                 self.run_id, planner.unreadable_dirs, self._renamed_from, planner.resolver
             )
+            if self.summary.deleted or self.summary.renamed:
+                self._forget_facts_of_gone_files()
             if self.summary.chunks:
                 self.index.optimize()
         except BaseException as exc:
@@ -357,7 +368,7 @@ class _Run:
             "error_code": code,
             "error_message": message[:500] if message else None,
             "rules_version": self.rules.version,
-            "unreadable": [i.as_dict() for i in sm.unreadable[:50]],
+            "unlistable": [i.as_dict() for i in sm.unlistable[:50]],
             "host": socket.gethostname(),
             "pid": os.getpid(),
         }
@@ -372,6 +383,14 @@ class _Run:
         except Exception:
             if exc is None:
                 raise  # a sync that cannot be audited is not done
+
+    def _forget_facts_of_gone_files(self) -> None:
+        with session_scope(self.engine) as s:
+            known = set(
+                s.scalars(select(FileRow.rel_path).where(FileRow.source_id == self.source_id))
+            )
+            gone = [p for p in aclstore.paths_of(s, self.source) if p not in known]
+            aclstore.forget(s, self.source, gone)
 
     def _has_files(self) -> bool:
         with session_scope(self.engine) as s:

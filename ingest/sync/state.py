@@ -95,6 +95,10 @@ class FileRow(IngestBase):
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     allowed_groups: Mapped[str] = mapped_column(Text, default="[]")
+    denied_groups: Mapped[str] = mapped_column(Text, default="[]")
+    # sha256 of the permissions the readers were decided from (an SMB file's descriptor, a
+    # local file's POSIX ACL); their bytes live in policies' ACL store for check-access
+    acl_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     classification: Mapped[str | None] = mapped_column(String(64), nullable=True)
     seen_run: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -158,6 +162,9 @@ class FileRecord:
     chunk_count: int
     allowed_groups: tuple[str, ...]
     classification: str | None
+    denied_groups: tuple[str, ...] = ()
+    acl_sha256: str | None = None
+    reason_code: str | None = None
 
     @staticmethod
     def of(row: FileRow) -> FileRecord:
@@ -175,6 +182,9 @@ class FileRecord:
             chunk_count=row.chunk_count,
             allowed_groups=tuple(json.loads(row.allowed_groups or "[]")),
             classification=row.classification,
+            denied_groups=tuple(json.loads(row.denied_groups or "[]")),
+            acl_sha256=row.acl_sha256,
+            reason_code=row.reason_code,
         )
 
 

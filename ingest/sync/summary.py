@@ -38,8 +38,14 @@ class SyncSummary:
     seconds: float = 0.0
     failed: list[FileIssue] = field(default_factory=list)
     skipped: list[FileIssue] = field(default_factory=list)
-    unreadable: list[FileIssue] = field(default_factory=list)
-    """Directories the walk could not list: their files are kept (access recomputed)."""
+    # folders the walk could not list: a local tree keeps their files (access recomputed from
+    # the rules); an SMB share whose service account lost access drops what was indexed below
+    # them -- reported either way, never silent
+    unlistable: list[FileIssue] = field(default_factory=list)
+
+    def add_unlistable(self, issue: FileIssue) -> None:
+        if len(self.unlistable) < MAX_LISTED:
+            self.unlistable.append(issue)
 
     def add_issue(self, status: str, issue: FileIssue) -> None:
         if status == "failed":
@@ -73,7 +79,7 @@ class SyncSummary:
         out.update(self.counters())
         out["failed"] = [i.as_dict() for i in self.failed]
         out["skipped"] = [i.as_dict() for i in self.skipped]
-        out["unreadable"] = [i.as_dict() for i in self.unreadable]
+        out["unlistable"] = [i.as_dict() for i in self.unlistable]
         out["failed_count"] = self.failed_count
         out["skipped_count"] = self.skipped_count
         out["lists_truncated"] = self.failed_count > len(self.failed) or self.skipped_count > len(

@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from core.db import session_scope
 from ingest import faults
 from ingest.index.base import VectorIndex
 from ingest.model import ChunkPoint, ids_for, payload_mtime
 from ingest.parsing.workers import ChunkData
-from ingest.sync.filerows import FileRowUpdate, RowContext, write_file_row
+from ingest.sources.base import SourceEntry
+from ingest.sync.filerows import FileRowUpdate, RowContext, refresh_rows, write_file_row
+from ingest.sync.permissions import Access
 from ingest.sync.plan import Index, NotIndexable, Refresh
 from ingest.sync.points import doc_id_of, moved_points, new_points
 from ingest.sync.state import (
@@ -42,8 +44,11 @@ from ingest.sync.state import (
     utcnow,
 )
 from ingest.sync.summary import FileIssue, SyncSummary
+from policies import aclstore
 
 UPSERT_BATCH = 256
+SET_PAYLOAD_BATCH = 2048
+RefreshRow = tuple[FileRecord, SourceEntry, Access, str]
 
 
 @dataclass
@@ -89,22 +94,20 @@ class _Group:
     def touches_index(self) -> bool:
         return bool(self.ready or self.gone_from_index() or self.payload_refresh())
 
-    def intent_rows(self) -> list[FileRowUpdate]:
+    def intent_rows(self) -> tuple[list[FileRowUpdate], list[RefreshRow]]:
         """Step 1: every document the index writes touch is marked ``indexing`` (new hash,
         stat fields and access already in place), so a crash leaves it to be redone."""
-        return (
-            [_ready_row(r, intent=True) for r in self.ready]
-            + [_gone_row(g, intent=True) for g in self.gone_from_index()]
-            + [_refresh_row(f, intent=True) for f in self.payload_refresh()]
-        )
+        rows = [_ready_row(r, intent=True) for r in self.ready]
+        rows += [_gone_row(g, intent=True) for g in self.gone_from_index()]
+        refreshed = [(f.record, f.entry, f.access, INDEXING) for f in self.payload_refresh()]
+        return rows, refreshed
 
-    def final_rows(self, indexed_at: datetime) -> list[FileRowUpdate]:
-        """Step 4: the states the files end in."""
-        return (
-            [_ready_row(r, intent=False, indexed_at=indexed_at) for r in self.ready]
-            + [_gone_row(g, intent=False) for g in self.gone]
-            + [_refresh_row(f, intent=False) for f in self.refresh]
-        )
+    def final_rows(self, indexed_at: datetime) -> tuple[list[FileRowUpdate], list[RefreshRow]]:
+        """Step 4: the states the files end in (a refreshed file keeps its state and reason)."""
+        rows = [_ready_row(r, intent=False, indexed_at=indexed_at) for r in self.ready]
+        rows += [_gone_row(g, intent=False) for g in self.gone]
+        refreshed = [(f.record, f.entry, f.access, f.record.status) for f in self.refresh]
+        return rows, refreshed
 
 
 def _ready_row(r: _Ready, *, intent: bool, indexed_at: datetime | None = None) -> FileRowUpdate:
@@ -132,19 +135,6 @@ def _gone_row(g: NotIndexable, *, intent: bool) -> FileRowUpdate:
         code=None if intent else g.code,
         message=None if intent else g.message,
         rel_path=g.rel_path,
-    )
-
-
-def _refresh_row(f: Refresh, *, intent: bool) -> FileRowUpdate:
-    """Content unchanged (same hash, same chunks): the final row keeps its state and reason."""
-    return FileRowUpdate(
-        entry=f.entry,
-        record=f.record,
-        sha256=f.record.sha256,
-        access=f.access,
-        status=INDEXING if intent else f.record.status,
-        chunk_count=f.record.chunk_count,
-        keep_reason=not intent,
     )
 
 
@@ -263,12 +253,18 @@ class Writer:
     def _commit_group(self) -> None:
         group = self._take_group()
         if group.touches_index():
-            self._write_rows(group.intent_rows())  # 1. intent
+            rows, refreshed = group.intent_rows()
+            with session_scope(self.engine) as s:  # 1. intent
+                self._write_rows(s, rows, refreshed, keep_reason=False)
             faults.reach("intent")
             self._index_writes(group)  # 2. index
             faults.reach("upsert")
             self.index.flush()  # 3. flush
-        self._write_rows(group.final_rows(indexed_at=utcnow()), seen=group.unchanged)  # 4. commit
+        rows, refreshed = group.final_rows(indexed_at=utcnow())
+        with session_scope(self.engine) as s:  # 4. commit
+            self._write_rows(s, rows, refreshed, keep_reason=True)
+            mark_seen(s, group.unchanged, self.run_id)
+            self._store_facts(s, group)
         faults.reach("commit")
         self._count(group)
 
@@ -291,12 +287,18 @@ class Writer:
         self._group_started = time.monotonic()
         return group
 
-    def _write_rows(self, rows: list[FileRowUpdate], seen: Sequence[int] = ()) -> None:
-        """One transaction: these file rows, and ``seen`` marked as seen by this run."""
-        with session_scope(self.engine) as s:
-            for row in rows:
-                write_file_row(self.rows, s, row)
-            mark_seen(s, seen, self.run_id)
+    def _write_rows(
+        self,
+        s: Session,
+        rows: list[FileRowUpdate],
+        refreshed: list[RefreshRow],
+        *,
+        keep_reason: bool,
+    ) -> None:
+        """File rows: one by one, and refreshed (content-unchanged) rows in one executemany."""
+        for row in rows:
+            write_file_row(self.rows, s, row)
+        refresh_rows(self.rows, s, refreshed, keep_reason=keep_reason)
 
     def _index_writes(self, group: _Group) -> None:
         points = [p for r in group.ready for p in r.points]
@@ -311,15 +313,26 @@ class Writer:
             stale += self._stale_ids(g.record.doc_id, g.record, set())
         for start in range(0, len(stale), UPSERT_BATCH):
             self.index.delete(stale[start : start + UPSERT_BATCH])
+        # Permission-only changes: files that end with the same readers (thousands inheriting
+        # one folder's ACL) share one set_payload call per group of ids.
+        by_access: dict[tuple[tuple[str, ...], tuple[str, ...], str | None], list[str]] = {}
         for f in group.payload_refresh():
-            self.index.set_payload(
-                ids_for(f.record.doc_id, 0, f.record.chunk_count),
-                {
-                    "allowed_groups": list(f.access.groups),
-                    "classification": f.access.classification,
-                    "mtime": payload_mtime(f.entry.mtime_ns),
-                },
-            )
+            ids = ids_for(f.record.doc_id, 0, f.record.chunk_count)
+            if f.access_changed:
+                key = (f.access.groups, f.access.denied, f.access.classification)
+                by_access.setdefault(key, []).extend(ids)
+            if f.record.mtime_ns != f.entry.mtime_ns:
+                self.index.set_payload(ids, {"mtime": payload_mtime(f.entry.mtime_ns)})
+        for (allowed, denied, cls), ids in by_access.items():
+            for start in range(0, len(ids), SET_PAYLOAD_BATCH):
+                self.index.set_payload(
+                    ids[start : start + SET_PAYLOAD_BATCH],
+                    {
+                        "allowed_groups": list(allowed),
+                        "denied_groups": list(denied),
+                        "classification": cls,
+                    },
+                )
 
     def _stale_ids(self, doc_id: str, record: FileRecord | None, keep: set[str]) -> list[str]:
         if record is None:
@@ -331,6 +344,23 @@ class Writer:
         else:
             return []
         return sorted(old - keep)
+
+    def _store_facts(self, s: Session, group: _Group) -> None:
+        """Keep the permissions each reader decision came from (``policies check-access``)."""
+        items: list[tuple[str, FileRecord | None, Access]] = [
+            (r.item.entry.rel_path, r.item.record, r.item.access) for r in group.ready
+        ]
+        items += [(g.rel_path, g.record, g.access) for g in group.gone if g.entry is not None]
+        items += [(f.entry.rel_path, f.record, f.access) for f in group.refresh]
+        changed = []
+        for rel_path, record, access in items:
+            if access.facts is None:
+                continue
+            moved = record is not None and record.rel_path != rel_path
+            if record is None or moved or record.acl_sha256 != access.facts_sha:
+                kind, data = access.facts
+                changed.append((rel_path, kind, data, str(access.facts_sha)))
+        aclstore.put_many(s, self.source, changed)
 
     def _count(self, group: _Group) -> None:
         sm = self.summary

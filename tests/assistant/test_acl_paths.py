@@ -77,7 +77,7 @@ def test_every_assistant_path_carries_the_filter(
             calls.clear()
             run()
             try:
-                _check(calls, bob.groups)
+                _check(calls, bob.access_ids)
             except AssertionError as exc:
                 raise AssertionError(f"{name}: {exc}") from exc
         # no groups: the engine is never even asked
@@ -123,7 +123,7 @@ def test_cli_paths_carry_the_filter(
         "chunk_id",
         "text",
     }
-    _check(calls, frozenset({"engineering", "everyone"}))
+    _check(calls, frozenset({"engineering", "everyone", "user:bob"}))  # + the user id
 
     calls.clear()
     r = runner.invoke(
@@ -134,7 +134,7 @@ def test_cli_paths_carry_the_filter(
     assert [x.get("id") for x in lines] == ["a", None, "b"]
     assert "error" in lines[1]  # the bad line is reported, the others still answered
     assert all(not h["path"].startswith("hr/") for h in lines[2]["results"])
-    _check(calls, frozenset({"engineering", "everyone"}))
+    _check(calls, frozenset({"engineering", "everyone", "user:bob"}))  # + the user id
 
     calls.clear()
     r = runner.invoke(
@@ -152,7 +152,7 @@ def test_cli_paths_carry_the_filter(
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(out) >= {"answer", "citations", "refused", "reason", "audit_id", "timings"}
-    _check(calls, frozenset({"engineering", "everyone"}))
+    _check(calls, frozenset({"engineering", "everyone", "user:bob"}))  # + the user id
 
     calls.clear()
     r = runner.invoke(

@@ -33,7 +33,7 @@ from ingest.model import ChunkPoint, SparseVector
 from tests.index import spy
 from tests.index.data import DIM, EVERYONE, MODES, ask, by_path, chunk, make_corpus, unit
 
-KEYWORD_FIELDS = ("allowed_groups", "doc_id", "source")
+KEYWORD_FIELDS = ("allowed_groups", "denied_groups", "doc_id", "source")
 
 
 @dataclass(frozen=True)
@@ -403,6 +403,72 @@ class VectorIndexContract:
             groups=frozenset({"hr", "eng"}), sparse=query, mode="lexical", limit=40
         )
         assert any(h.payload["path"].startswith("hr/deploy") for h in hr_view)
+
+    # -- deny entries: a caller in any denied group never gets the chunk -----------------------
+    @staticmethod
+    def _denied_corpus(index: VectorIndex) -> list[ChunkPoint]:
+        rng = random.Random(23)
+        points = [
+            chunk(
+                rng,
+                source="share",
+                path="hr/confidential/pay.md",
+                index=0,
+                text="Pay review outcomes for the managers are final in April.",
+                groups=["hr-managers"],
+            ),
+            chunk(
+                rng,
+                source="share",
+                path="hr/policies.md",
+                index=0,
+                text="Holiday policy: twenty five days for every employee.",
+                groups=["hr", "hr-managers"],
+            ),
+        ]
+        points[0].payload["denied_groups"] = ["contractors", "mallory-sid"]
+        index.upsert(points)
+        index.flush()
+        return points
+
+    @pytest.mark.parametrize("mode", MODES)
+    @pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
+    def test_denied_group_never_sees_the_chunk(
+        self, index: VectorIndex, mode: SearchMode, fusion: str
+    ) -> None:
+        pay, policies = self._denied_corpus(index)
+        manager = frozenset({"hr-managers", "bob-sid"})
+        mallory = frozenset({"hr-managers", "mallory-sid"})  # allowed by group, denied by name
+        contractor = frozenset({"hr-managers", "hr", "contractors"})
+        assert pay.id in {h.id for h in ask(index, pay, manager, mode, fusion=fusion, limit=50)}
+        for token in (mallory, contractor):
+            hits = ask(index, pay, token, mode, fusion=fusion, limit=50)
+            assert pay.id not in {h.id for h in hits}
+            assert not any(set(h.payload.get("denied_groups", [])) & token for h in hits)
+        # the deny hides only its own chunk: the contractor still gets the policy chunk
+        assert policies.id in {
+            h.id for h in ask(index, policies, contractor, mode, fusion=fusion, limit=50)
+        }
+
+    def test_revoking_by_set_payload_applies_the_deny(self, index: VectorIndex) -> None:
+        pay, _ = self._denied_corpus(index)
+        bob = frozenset({"hr-managers", "bob-sid"})
+        assert ask(index, pay, bob, "dense", limit=50)[0].id == pay.id
+        index.set_payload([pay.id], {"denied_groups": ["bob-sid"]})
+        index.flush()
+        assert pay.id not in {h.id for h in ask(index, pay, bob, "hybrid", limit=50)}
+        index.set_payload([pay.id], {"denied_groups": []})
+        assert ask(index, pay, bob, "dense", limit=50)[0].id == pay.id
+
+    def test_malformed_denied_groups_are_refused(self, index: VectorIndex) -> None:
+        from core.errors import VectorIndexError
+
+        bad = chunk(random.Random(3), source="s", path="x.md", index=0, text="t", groups=["hr"])
+        bad.payload["denied_groups"] = "mallory"
+        with pytest.raises(BadPointError, match="denied_groups"):
+            index.upsert([bad])
+        with pytest.raises(VectorIndexError, match="denied_groups"):
+            index.set_payload(["00000000-0000-0000-0000-000000000000"], {"denied_groups": "x"})
 
 
 def schema_type(value: Any) -> str:

@@ -5,8 +5,9 @@ the ``EdgeShard`` in ``_shard``; qdrant-client: the ``QdrantClient`` in ``client
 that score or return points, and the check of one such call. A search that reaches the engine
 through any of those methods is recorded and checked: the top-level request and every prefetch
 must have a ``must`` condition ``allowed_groups`` any-of the caller's groups, and nothing else
-that returns payload may be called during a search. A backend on another engine describes its
-engine the same way, beside its contract subclass.
+that returns payload may be called during a search. Each filter must also carry the deny
+rule: a ``must_not`` condition ``denied_groups`` any-of *all* the caller's groups. A backend on
+another engine describes its engine the same way, beside its contract subclass.
 """
 
 from __future__ import annotations
@@ -58,8 +59,37 @@ class EngineSpy:
         return wrapper
 
 
+def _wanted(groups: frozenset[str]) -> set[str]:
+    return {g for g in groups if g.strip()}
+
+
+def _edge_deny_ok(flt: Any, groups: frozenset[str]) -> bool:
+    for cond in flt.must_not or []:
+        if (
+            isinstance(cond, qe.FieldCondition)
+            and cond.key == "denied_groups"
+            and isinstance(cond.match, qe.MatchAny)
+            and set(cond.match.value) >= _wanted(groups)
+        ):
+            return True
+    return False
+
+
+def _client_deny_ok(flt: Any, groups: frozenset[str]) -> bool:
+    must_not = flt.must_not or []
+    for cond in must_not if isinstance(must_not, list) else [must_not]:
+        if (
+            isinstance(cond, models.FieldCondition)
+            and cond.key == "denied_groups"
+            and isinstance(cond.match, models.MatchAny)
+            and set(cond.match.any) >= _wanted(groups)
+        ):
+            return True
+    return False
+
+
 def _edge_filter_ok(flt: Any, groups: frozenset[str]) -> bool:
-    if flt is None or not flt.must:
+    if flt is None or not flt.must or not _edge_deny_ok(flt, groups):
         return False
     for cond in flt.must:
         if (
@@ -74,7 +104,7 @@ def _edge_filter_ok(flt: Any, groups: frozenset[str]) -> bool:
 
 
 def _client_filter_ok(flt: Any, groups: frozenset[str]) -> bool:
-    if not isinstance(flt, models.Filter) or not flt.must:
+    if not isinstance(flt, models.Filter) or not flt.must or not _client_deny_ok(flt, groups):
         return False
     must = flt.must if isinstance(flt.must, list) else [flt.must]
     for cond in must:

@@ -49,8 +49,16 @@ class TestEdgeIndex(VectorIndexContract):
                 must=[qe.FieldCondition("allowed_groups", match=qe.MatchAny(["eng", "hr"]))]
             ),
         )
+        no_deny = qe.QueryRequest(  # the right groups, but no must_not on denied_groups
+            limit=3,
+            query=nearest,
+            filter=qe.Filter(
+                must=[qe.FieldCondition("allowed_groups", match=qe.MatchAny(["eng"]))]
+            ),
+        )
         return [
             lambda: engine.query(bare),
             lambda: engine.query(wide),
+            lambda: engine.query(no_deny),
             lambda: engine.scroll(qe.ScrollRequest(limit=3)),
         ]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from qdrant_client import models
+
 from core.settings import Settings
 from ingest.index import VectorIndex
 from ingest.index.qdrant import QdrantIndex
@@ -44,7 +46,13 @@ class TestQdrantLocalIndex(VectorIndexContract):
         self, engine: spy.EngineSpy, idx: VectorIndex, corpus: list[ChunkPoint]
     ) -> list[Callable[[], object]]:
         assert isinstance(idx, QdrantIndex)
+        allowed_only = models.Filter(  # the right groups, but no must_not on denied_groups
+            must=[models.FieldCondition(key="allowed_groups", match=models.MatchAny(any=["eng"]))]
+        )
         return [
             lambda: engine.query_points(idx.collection, query=corpus[0].dense, using="dense"),
+            lambda: engine.query_points(
+                idx.collection, query=corpus[0].dense, using="dense", query_filter=allowed_only
+            ),
             lambda: engine.scroll(idx.collection, limit=3),
         ]

@@ -135,10 +135,10 @@ def test_tightened_rule_reaches_an_unlistable_directory(tmp_path: Path, posix: b
     assert groups["hr/confidential/salaries.md"] == {("hr-managers",)}  # unchanged, kept
     assert summary["deleted"] == 0
     assert summary["permissions_updated"] == 1
-    assert summary["unreadable"] == [
+    assert summary["unlistable"] == [
         {
             "path": "hr",
-            "code": "ingest.unreadable_dir",
+            "code": "ingest.unlistable",
             "reason": "cannot list directory: Permission denied",
         }
     ]

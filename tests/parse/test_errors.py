@@ -121,7 +121,8 @@ def test_image_without_ocr_is_unsupported(tmp_path: Path, ingest_settings: Inges
 
     target = tmp_path / "scan.png"
     Image.new("RGB", (64, 64), "white").save(target)
-    err = _raises(UnsupportedFileError, target, ingest_settings)
+    no_ocr = ingest_settings.model_copy(update={"ocr": False})
+    err = _raises(UnsupportedFileError, target, no_ocr)
     assert "ocr" in err.message.lower()
 
 
@@ -166,7 +167,8 @@ def _scanned_pdf(tmp_path: Path) -> Path:
 
 
 def test_scanned_pdf_without_ocr_says_why(tmp_path: Path, ingest_settings: IngestSettings) -> None:
-    err = _raises(EmptyDocumentError, _scanned_pdf(tmp_path), ingest_settings)
+    no_ocr = ingest_settings.model_copy(update={"ocr": False})
+    err = _raises(EmptyDocumentError, _scanned_pdf(tmp_path), no_ocr)
     assert "no text layer" in err.message
     assert "ingest.ocr" in err.message
 
@@ -192,3 +194,14 @@ def test_image_with_ocr(tmp_path: Path, ingest_settings: IngestSettings) -> None
     ocr = ingest_settings.model_copy(update={"ocr": True})
     chunks = chunk_file(tmp_path / "scan.png", ocr)
     assert "badge renewal" in " ".join(c.text for c in chunks).lower()
+
+
+def test_ocr_is_on_by_default_exactly_when_tesseract_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert IngestSettings().ocr is (shutil.which("tesseract") is not None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert IngestSettings().ocr is False
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert IngestSettings().ocr is True
+    assert IngestSettings(ocr=False).ocr is False

@@ -3,7 +3,11 @@
 Every file must either give chunks or raise one of the five IngestError kinds with a reason;
 any other exception, or a file that takes longer than the per-file timeout, fails the test.
 Files run one by one in a worker process that is replaced after a timeout, so a hang cannot
-stall the suite. The outcome counts are printed (run with ``-s`` to see them).
+stall the suite. The outcome counts are printed (run with ``-s`` to see them). OCR is off here:
+this is the robustness check of the parsers; with OCR (on by default when tesseract is
+installed) a damaged PDF of this corpus is recovered by OCR-ing every page, which takes minutes
+on two cores and is bounded by ``ingest.parse_timeout_s`` in a sync (tests/parse/test_errors.py
+covers OCR: test_scanned_pdf_with_ocr).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def _chunk_one(path: str) -> tuple[str, str, int]:
     from ingest.parsing.chunk import chunk_file
 
     try:
-        chunks = chunk_file(Path(path), IngestSettings())
+        chunks = chunk_file(Path(path), IngestSettings(ocr=False))
     except IngestError as exc:
         return "error", f"{exc.code}\t{exc.message}", 0
     except BaseException as exc:
