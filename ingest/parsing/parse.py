@@ -20,6 +20,7 @@ from core.errors import EmptyDocumentError, ParseFailedError
 from core.settings import IngestSettings
 from ingest.parsing.blocks import Block, ParsedDocument
 from ingest.parsing.detect import Detected, detect
+from ingest.parsing.frontmatter import FrontMatter, split_front_matter
 from ingest.parsing.offline import prepare_unstructured
 from ingest.parsing.pdfprobe import norm, pdf_text_sample, probe_pdf
 from ingest.parsing.textfast import FAST_TEXT_BYTES, iter_text_blocks, sniff_encoding
@@ -65,6 +66,7 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
     found = detect(path, max_file_mb=settings.max_file_mb, ocr=settings.ocr)
     prepare_unstructured()
     meta_title: str | None = None
+    front = FrontMatter()
     if found.kind in ("txt", "md") and found.size > FAST_TEXT_BYTES:
         blocks = list(iter_text_blocks(path, markdown=found.kind == "md"))
     elif found.kind == "pdf":
@@ -73,6 +75,10 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
         blocks = list(_to_blocks(_ocr_image(path, settings), found.kind))
     elif found.kind in ("csv", "tsv"):
         blocks = _parse_delimited(path, found)
+    elif found.kind == "md" and settings.front_matter:
+        front, body = split_front_matter(path.read_text(sniff_encoding(path), errors="replace"))
+        meta_title = front.title
+        blocks = list(_to_blocks(_partition(path, found, text=body), found.kind))
     else:
         elements = _partition(path, found)
         blocks = list(_to_blocks(elements, found.kind))
@@ -84,7 +90,11 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
     if not any(b.text.strip() or b.rows for b in blocks):
         raise EmptyDocumentError(f"no text found in this {found.kind.upper()} file")
     return ParsedDocument(
-        kind=found.kind, title=_title(path, found.kind, meta_title, blocks), blocks=blocks
+        kind=found.kind,
+        title=_title(path, found.kind, meta_title, blocks),
+        blocks=blocks,
+        description=front.description,
+        keywords=front.keywords,
     )
 
 
@@ -115,10 +125,11 @@ def plain_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _partition(path: Path, found: Detected) -> list[Any]:
+def _partition(path: Path, found: Detected, text: str | None = None) -> list[Any]:
+    """Partition ``path`` (or ``text``, its already-read content, when given)."""
     module_name, func_name = _PARTITIONERS[found.kind]
     fn = getattr(importlib.import_module(f"unstructured.partition.{module_name}"), func_name)
-    kwargs: dict[str, Any] = {"filename": str(path)}
+    kwargs: dict[str, Any] = {"filename": str(path)} if text is None else {"text": text}
     if found.kind in ("eml", "msg"):
         kwargs["process_attachments"] = False
     if found.kind == "csv":
