@@ -7,7 +7,8 @@ without a principal.
 
 Ranking: the index fuses a dense (embedding) and a lexical (sparse BM25-style) search with RRF
 or DBSF; we then keep at most ``max_chunks_per_doc`` chunks per file so one long file cannot
-fill every slot. Relevance for abstaining is the best dense cosine similarity among the chunks
+fill every slot, and (``files_first``) give each matching file one slot before any file gets a
+second. Relevance for abstaining is the best dense cosine similarity among the chunks
 this user may read (fused RRF scores are rank-based and say nothing about relevance).
 """
 
@@ -55,19 +56,27 @@ def _to_chunk(hit: Hit, rank: int) -> RetrievedChunk:
     )
 
 
-def diversify(hits: Sequence[Hit], k: int, max_per_doc: int) -> list[Hit]:
-    """Top ``k`` hits with at most ``max_per_doc`` per ``doc_id`` (order kept)."""
+def diversify(
+    hits: Sequence[Hit], k: int, max_per_doc: int, *, files_first: bool = False
+) -> list[Hit]:
+    """Top ``k`` hits with at most ``max_per_doc`` per ``doc_id`` (rank order kept).
+
+    ``files_first``: the best chunk of each file fills the ``k`` slots first; further chunks of
+    a file come in (best first, up to ``max_per_doc``) only when fewer than ``k`` files match.
+    Five files give five chances that the page the question is about is among them, where a
+    second chunk of the first file would take the slot of the fifth file."""
     seen: dict[str, int] = {}
-    out: list[Hit] = []
-    for hit in hits:
-        doc = str(hit.payload.get("doc_id", hit.id))
-        if seen.get(doc, 0) >= max_per_doc:
-            continue
-        seen[doc] = seen.get(doc, 0) + 1
-        out.append(hit)
-        if len(out) >= k:
-            break
-    return out
+    picked: list[int] = []
+    for rounds in range(1, max_per_doc + 1) if files_first else (max_per_doc,):
+        for i, hit in enumerate(hits):
+            if len(picked) >= k:
+                break
+            doc = str(hit.payload.get("doc_id", hit.id))
+            if i in picked or seen.get(doc, 0) >= rounds:
+                continue
+            seen[doc] = seen.get(doc, 0) + 1
+            picked.append(i)
+    return [hits[i] for i in sorted(picked)]
 
 
 class Retriever:
@@ -129,7 +138,12 @@ class Retriever:
                 )
         t2 = time.perf_counter()
         relevance = max((h.score for h in dense_hits), default=0.0)
-        kept = diversify(ranked, k, self._settings.max_chunks_per_doc)
+        kept = diversify(
+            ranked,
+            k,
+            self._settings.max_chunks_per_doc,
+            files_first=self._settings.files_first,
+        )
         chunks = [_to_chunk(h, i) for i, h in enumerate(kept, start=1)]
         return RetrievalResult(
             chunks=chunks,

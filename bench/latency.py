@@ -172,7 +172,14 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--answers", type=int, default=5)
+    ap.add_argument(
+        "--before-retrieval",
+        default="",
+        help="KEY=VALUE,... [retrieval] settings measured in the same run on the same index "
+        "(e.g. max_chunks_per_doc=2: retrieval before a change)",
+    )
     args = ap.parse_args()
+    before = dict(item.split("=", 1) for item in args.before_retrieval.split(",") if item)
     sizes = [int(s) for s in args.sizes.split(",")]
     questions = [d["question"] for d in load_devset(DEFAULT_DEVSET)]
     out: dict[str, Any] = {"retrieval": {}}
@@ -188,6 +195,15 @@ def main() -> None:
                 **info,
                 **retrieval_latency(settings, questions, args.queries),
             }
+            if before:
+                old_retrieval = type(settings.retrieval).model_validate(
+                    {**settings.retrieval.model_dump(), **before}
+                )
+                old = settings.model_copy(update={"retrieval": old_retrieval})
+                out["retrieval"][str(n)]["before"] = {
+                    "retrieval": before,
+                    **retrieval_latency(old, questions, args.queries),
+                }
             if n == sizes[0] and args.answers:
                 out["answer"] = answer_latency(settings, questions, args.answers)
     print(json.dumps(out, indent=1))

@@ -91,24 +91,27 @@ class System:
     note: str = ""
 
 
+BEFORE: dict[str, Any] = {"files_first": False}
+"""Retrieval settings of today's default that this change turned on."""
+
 SYSTEMS: list[System] = [
-    System("before_default", "before", note="today's default: hybrid RRF, 2 chunks per file"),
-    System("before_dense", "before", mode="dense"),
-    System("before_lexical", "before", mode="lexical"),
-    System("before_dbsf", "before", {"fusion": "dbsf"}),
-    System("before_filler_removed", "before", query=strip_filler),
-    System("before_candidates_100", "before", {"candidates": 100}),
-    System("before_one_chunk_per_file", "before", {"max_chunks_per_doc": 1}),
-    System("front_matter", "front_matter"),
-    System("front_matter_keywords", "front_matter_keywords"),
-    System("front_matter_keywords_700", "front_matter_keywords_700"),
+    System("before_default", "before", BEFORE, note="hybrid RRF, 2 chunks per file, rank order"),
+    System("before_dense", "before", BEFORE, mode="dense"),
+    System("before_lexical", "before", BEFORE, mode="lexical"),
+    System("before_dbsf", "before", {**BEFORE, "fusion": "dbsf"}),
+    System("before_filler_removed", "before", BEFORE, query=strip_filler),
+    System("before_candidates_100", "before", {**BEFORE, "candidates": 100}),
+    System("before_files_first", "before", {"files_first": True}),
+    System("front_matter", "front_matter", BEFORE),
+    System("front_matter_keywords", "front_matter_keywords", BEFORE),
+    System("front_matter_keywords_700", "front_matter_keywords_700", BEFORE),
     System(
-        "front_matter_keywords_one_per_file",
+        "after_default",
         "front_matter_keywords",
-        {"max_chunks_per_doc": 1},
+        note="kept: front matter + keyword line, files first",
     ),
 ]
-DEFAULT_AFTER = "front_matter_keywords"
+DEFAULT_AFTER = "after_default"
 """The system that is Enclave's default after this change (its index and retrieval settings)."""
 
 
