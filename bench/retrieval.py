@@ -91,24 +91,26 @@ class System:
     note: str = ""
 
 
-BEFORE: dict[str, Any] = {"files_first": False}
+BEFORE: dict[str, Any] = {"files_first": False, "fusion": "rrf"}
 """Retrieval settings of today's default that this change turned on."""
 
 SYSTEMS: list[System] = [
-    System("before_default", "before", BEFORE, note="hybrid RRF, 2 chunks per file, rank order"),
+    System("before_default", "before", BEFORE, note="hybrid RRF, best chunks in rank order"),
     System("before_dense", "before", BEFORE, mode="dense"),
     System("before_lexical", "before", BEFORE, mode="lexical"),
     System("before_dbsf", "before", {**BEFORE, "fusion": "dbsf"}),
     System("before_filler_removed", "before", BEFORE, query=strip_filler),
     System("before_candidates_100", "before", {**BEFORE, "candidates": 100}),
-    System("before_files_first", "before", {"files_first": True}),
+    System("before_files_first", "before", {**BEFORE, "files_first": True}),
     System("front_matter", "front_matter", BEFORE),
     System("front_matter_keywords", "front_matter_keywords", BEFORE),
     System("front_matter_keywords_700", "front_matter_keywords_700", BEFORE),
+    System("after_rrf", "front_matter_keywords", {"fusion": "rrf"}),
+    System("after_candidates_100", "front_matter_keywords", {"candidates": 100}),
     System(
         "after_default",
         "front_matter_keywords",
-        note="kept: front matter + keyword line, files first",
+        note="kept: front matter + keyword line, files first, DBSF",
     ),
 ]
 DEFAULT_AFTER = "after_default"
@@ -269,6 +271,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["dev", "heldout"], default="heldout")
     ap.add_argument("--misses", type=Path, default=None, help="write per-question misses here")
     ap.add_argument("--only", default="", help="comma-separated system names (default: all)")
+    ap.add_argument("--no-langchain", action="store_true", help="skip the LangChain baseline")
     args = ap.parse_args()
 
     from ingest.encoding.embed import load_embedder
@@ -298,7 +301,12 @@ def main() -> None:
         settings, info = build_enclave_index(
             args.corpus, args.work / index_name, INDEXES[index_name]
         )
-        embedder = embedder or load_embedder(settings.embedding)
+        if embedder is None:
+            embedder = load_embedder(settings.embedding)
+            if settings.retrieval.serving_torch_threads is not None:  # as the assistant serves
+                import torch
+
+                torch.set_num_threads(settings.retrieval.serving_torch_threads)
         index = open_index(settings)
         try:
             info["points"] = index.count()
@@ -332,7 +340,7 @@ def main() -> None:
                     out["abstention"] = abstention(rel, neg)
         finally:
             index.close()
-    if embedder is not None:
+    if embedder is not None and not args.no_langchain:
         ranked, info = langchain_baseline(
             args.corpus, embedder, [d["question"] for d in answerable + old], k=DEPTH
         )
