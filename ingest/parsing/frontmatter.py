@@ -9,8 +9,9 @@ and the keywords carry the words employees search with (docs/parsing.md).
 
 Only a mapping that parses as YAML counts: a page that merely starts with a ``---`` rule keeps
 its text. Fields read: ``title``; ``description`` / ``summary`` / ``subtitle`` (the first one
-present); ``keywords`` / ``tags`` (a list or a comma-separated string). Everything else
-(``redirect_from``, layout keys, sidebars) is dropped.
+present); ``keywords`` / ``tags`` (a list or a comma-separated string); ``redirect_to`` (a page
+that only points elsewhere keeps that pointer as its text, see :func:`stub_text`). Everything
+else (``redirect_from``, layout keys, sidebars) is dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ class FrontMatter:
     title: str | None = None
     description: str | None = None
     keywords: tuple[str, ...] = ()
+    redirect_to: str | None = None
+
+    def stub_text(self) -> str | None:
+        """Text for a page whose body is empty: its title, description and redirect target
+        ("Open source policy. Moved to: https://…"), so a search for it still finds where it
+        went; ``None`` when the front matter says nothing worth indexing."""
+        parts = [p for p in (self.title, self.description) if p]
+        if self.redirect_to:
+            parts.append(f"Moved to: {self.redirect_to}")
+        return ". ".join(parts) if self.redirect_to or self.description else None
 
 
 def split_front_matter(text: str) -> tuple[FrontMatter, str]:
@@ -51,7 +62,10 @@ def split_front_matter(text: str) -> tuple[FrontMatter, str]:
         None,
     )
     body = "\n".join(lines[end + 1 :])
-    return FrontMatter(_text(data.get("title")), description, keywords), body
+    front = FrontMatter(
+        _text(data.get("title")), description, keywords, _text(data.get("redirect_to"))
+    )
+    return front, body
 
 
 def _load_yaml(block: str) -> dict[str, Any] | None:

@@ -79,6 +79,9 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
         front, body = split_front_matter(path.read_text(sniff_encoding(path), errors="replace"))
         meta_title = front.title
         blocks = list(_to_blocks(_partition(path, found, text=body), found.kind))
+        stub = front.stub_text() if not any(b.text.strip() or b.rows for b in blocks) else None
+        if stub:
+            blocks = [Block("text", stub)]
     else:
         elements = _partition(path, found)
         blocks = list(_to_blocks(elements, found.kind))

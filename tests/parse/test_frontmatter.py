@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from core.errors import EmptyDocumentError
 from core.settings import IngestSettings
 from ingest.parsing.blocks import Block, ParsedDocument
 from ingest.parsing.chunk import chunk_document, chunk_file
@@ -92,3 +95,21 @@ def test_keyword_line_is_optional_and_counts_against_the_chunk_size() -> None:
     assert not any("Keywords:" in c.text for c in without)
     assert all(len(c.text) <= 600 for c in with_line)
     assert len(with_line) > len(without)
+
+
+def test_a_redirect_stub_keeps_its_pointer(tmp_path: Path) -> None:
+    """A page made only of front matter (a moved page) is indexed as its title and target,
+    not skipped as empty; a page with nothing but a title still is empty."""
+    stub = tmp_path / "open-source.md"
+    stub.write_text(
+        "---\ntitle: Open source policy\nredirect_to: https://example.org/policy.md\n"
+        "redirect_from:\n  - /open-source/\n---\n"
+    )
+    (chunk,) = chunk_file(stub, IngestSettings())
+    assert chunk.title == "Open source policy"
+    assert "Moved to: https://example.org/policy.md" in chunk.text
+    assert "redirect_from" not in chunk.text
+    bare = tmp_path / "bare.md"
+    bare.write_text("---\ntitle: Nothing here\n---\n\n")
+    with pytest.raises(EmptyDocumentError):
+        chunk_file(bare, IngestSettings())
