@@ -3,6 +3,7 @@ tried, and the textbook LangChain pipeline, all measured in one run.
 
     .venv/bin/python -m bench.retrieval [--split heldout] [--work artifacts/bench-retrieval]
         [--corpus ../shared/corpus/handbook-18f] [--misses FILE] [--only NAME,NAME]
+        [--no-langchain]
 
 Sets: ``bench/devset/handbook18f_employee.jsonl`` (employee-phrased questions with gold files;
 ``--split dev`` for tuning, ``heldout`` — the default — for the report) and the old
@@ -135,12 +136,6 @@ def metrics(ranked: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]) -> d
 
     mrr = sum(1.0 / r for r in ranks if r is not None and r <= K) / n
     return {"hit@1": hit(1), f"hit@{K}": hit(K), f"mrr@{K}": round(mrr, 4), "hit@10": hit(10)}
-
-
-def score(ranked: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]) -> dict[str, float]:
-    """hit@K and MRR@K only (kept for callers of the old harness)."""
-    m = metrics(ranked, gold)
-    return {f"hit@{K}": m[f"hit@{K}"], f"mrr@{K}": m[f"mrr@{K}"]}
 
 
 def abstention(rel_pos: list[float], rel_neg: list[float]) -> dict[str, Any]:
