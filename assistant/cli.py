@@ -128,7 +128,6 @@ def _audit_retrieve(
             "command": "assistant retrieve",
             "actor": cli_actor(),
             "k": k,
-            "abstain": res.abstain,
         },
     )
 
@@ -151,7 +150,6 @@ def retrieve(
             _audit_retrieve(assistant, principal, q, res, k)
             return {
                 "results": [c.to_json() for c in res.chunks],
-                "abstain": res.abstain,
                 "relevance": round(res.relevance, 6),
             }
 

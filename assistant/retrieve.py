@@ -8,8 +8,11 @@ without a principal.
 
 Ranking: the index fuses a dense (embedding) and a lexical (sparse BM25-style) search with RRF
 or DBSF; we then keep at most ``max_chunks_per_doc`` chunks per file so one long file cannot
-fill every slot. Relevance for abstaining is the best dense cosine similarity among the chunks
-this user may read (fused RRF scores are rank-based and say nothing about relevance).
+fill every slot, and (``files_first``) give each matching file one slot before any file gets a
+second. ``relevance`` is the best dense cosine similarity among the chunks this user may read
+(fused scores are rank-based and say nothing absolute); it is reported, not decided on:
+whether the documents answer a question is the answerer's call, from sentence-level evidence
+(:mod:`assistant.evidence`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from policies.identity import Principal
 class RetrievalResult:
     chunks: list[RetrievedChunk]
     relevance: float
-    abstain: bool
     mode: str
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -53,19 +55,27 @@ def _to_chunk(hit: Hit, rank: int) -> RetrievedChunk:
     )
 
 
-def diversify(hits: Sequence[Hit], k: int, max_per_doc: int) -> list[Hit]:
-    """Top ``k`` hits with at most ``max_per_doc`` per ``doc_id`` (order kept)."""
+def diversify(
+    hits: Sequence[Hit], k: int, max_per_doc: int, *, files_first: bool = False
+) -> list[Hit]:
+    """Top ``k`` hits with at most ``max_per_doc`` per ``doc_id`` (rank order kept).
+
+    ``files_first``: the best chunk of each file fills the ``k`` slots first; further chunks of
+    a file come in (best first, up to ``max_per_doc``) only when fewer than ``k`` files match.
+    Five files give five chances that the page the question is about is among them, where a
+    second chunk of the first file would take the slot of the fifth file."""
     seen: dict[str, int] = {}
-    out: list[Hit] = []
-    for hit in hits:
-        doc = str(hit.payload.get("doc_id", hit.id))
-        if seen.get(doc, 0) >= max_per_doc:
-            continue
-        seen[doc] = seen.get(doc, 0) + 1
-        out.append(hit)
-        if len(out) >= k:
-            break
-    return out
+    picked: list[int] = []
+    for rounds in range(1, max_per_doc + 1) if files_first else (max_per_doc,):
+        for i, hit in enumerate(hits):
+            if len(picked) >= k:
+                break
+            doc = str(hit.payload.get("doc_id", hit.id))
+            if i in picked or seen.get(doc, 0) >= rounds:
+                continue
+            seen[doc] = seen.get(doc, 0) + 1
+            picked.append(i)
+    return [hits[i] for i in sorted(picked)]
 
 
 class Retriever:
@@ -95,15 +105,13 @@ class Retriever:
         *,
         k: int | None = None,
         mode: SearchMode | None = None,
-        threshold: float | None = None,
     ) -> RetrievalResult:
         import time
 
         mode = mode or self._settings.mode
         k = k or self._settings.k
-        threshold = self._settings.abstain_threshold if threshold is None else threshold
         if not any(principal.groups) or not question.strip():
-            return RetrievalResult([], 0.0, True, mode)
+            return RetrievalResult([], 0.0, mode)
         # groups + the user's own id (a file's permissions may name the user alone, to deny)
         groups = frozenset(g for g in principal.access_ids if g)
         t0 = time.perf_counter()
@@ -128,12 +136,16 @@ class Retriever:
                 )
         t2 = time.perf_counter()
         relevance = max((h.score for h in dense_hits), default=0.0)
-        kept = diversify(ranked, k, self._settings.max_chunks_per_doc)
+        kept = diversify(
+            ranked,
+            k,
+            self._settings.max_chunks_per_doc,
+            files_first=self._settings.files_first,
+        )
         chunks = [_to_chunk(h, i) for i, h in enumerate(kept, start=1)]
         return RetrievalResult(
             chunks=chunks,
             relevance=relevance,
-            abstain=not chunks or relevance < threshold,
             mode=mode,
             timings={"embed_s": t1 - t0, "search_s": t2 - t1},
         )

@@ -195,9 +195,7 @@ def main() -> None:
     out: dict[str, Any] = {"split": args.split, "questions": len(items), "answerers": {}}
     try:
         retriever = Retriever(index, embedder, settings.retrieval, encode_query)
-        retrieved = {
-            i["id"]: retriever.search(i["question"], who, threshold=-1.0).chunks for i in items
-        }
+        retrieved = {i["id"]: retriever.search(i["question"], who).chunks for i in items}
     finally:
         index.close()
     extractive = ExtractiveAnswerer(embedder, Tuning(min_support=-1.0))

@@ -15,6 +15,8 @@ Prints one JSON object. Everything is measured in this run, in a fresh temporary
   every 0.25 s: the sum of RSS (counts shared pages once per process) and the sum of PSS
   (shared pages divided among their sharers: the physical memory actually used);
 - an unchanged re-sync, in process and as a fresh ``ingest sync`` CLI process (wall clock);
+- ``--before-ingest KEY=VALUE,...``: first a sync with those ``[ingest]`` settings in its own
+  data dir (ingest as it was before a change), and the after/before throughput ratios;
 - ``--formats``: counts by status and by reason code, and a check that every file ended
   ``ok``/``failed``/``skipped`` with a reason;
 - ``--compare-backends``: raw throughput of torch fp32 and ONNX int8 on the same texts, the
@@ -82,7 +84,9 @@ class MemorySampler:
             self.sample()
 
 
-def _settings(data_dir: Path, backend: str, workers: int | None) -> Any:
+def _settings(
+    data_dir: Path, backend: str, workers: int | None, ingest: dict[str, str] | None = None
+) -> Any:
     from core.settings import load_settings
 
     rules = data_dir / "access.yaml"
@@ -95,8 +99,11 @@ def _settings(data_dir: Path, backend: str, workers: int | None) -> Any:
         "[embedding]",
         f'backend = "{backend}"',
     ]
+    extra = dict(ingest or {})
     if workers:
-        lines += ["[ingest]", f"workers = {workers}"]
+        extra["workers"] = str(workers)
+    if extra:
+        lines += ["[ingest]", *(f"{k} = {v}" for k, v in extra.items())]
     cfg.write_text("\n".join(lines) + "\n")
     return load_settings(cfg), cfg
 
@@ -182,6 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(args.data_dir or tempfile.mkdtemp(prefix="enclave-bench-"))
     settings, cfg = _settings(tmp, args.embedding_backend, args.workers)
     files_on_disk = sum(1 for e in walk(corpus) if isinstance(e, FileEntry))
+    before = _before_sync(args, corpus, tmp) if args.before_ingest else None
 
     with MemorySampler() as mem:
         start = time.perf_counter()
@@ -203,6 +211,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "peak_pss_mb": round(mem.peak_pss / 2**20),
         "peak_processes": mem.peak_processes,
     }
+    if before is not None:
+        result["before"] = before
+        result["after_vs_before_chunks_per_s"] = round(
+            result["chunks_per_s"] / before["chunks_per_s"], 3
+        )
+        result["after_vs_before_seconds"] = round(result["seconds"] / before["seconds"], 3)
     texts = _chunk_texts(settings)
     if texts:
         raw, vectors = _raw_throughput(settings, texts)
@@ -222,6 +236,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["states"] = _states(settings)
     result["data_dir"] = str(tmp)
     return result
+
+
+def _before_sync(args: argparse.Namespace, corpus: Path, tmp: Path) -> dict[str, Any]:
+    """A first sync with ``--before-ingest`` settings (how ingest ran before a change), in its
+    own data dir, right before the main one: the same run, the same machine load."""
+    from ingest.sync.run import run_sync
+
+    overrides = dict(item.split("=", 1) for item in args.before_ingest.split(",") if item)
+    settings, _ = _settings(tmp / "before", args.embedding_backend, args.workers, overrides)
+    start = time.perf_counter()
+    summary = run_sync(settings, corpus, "bench", args.workers)
+    seconds = time.perf_counter() - start
+    return {
+        "ingest": overrides,
+        "files_ok": summary.added,
+        "chunks": summary.chunks,
+        "seconds": round(seconds, 2),
+        "chunks_per_s": round(summary.chunks / seconds, 2),
+    }
 
 
 def _compare(
@@ -266,6 +299,12 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=None, help="parser processes")
     parser.add_argument("--data-dir", default=None, help="where to put the index (default: tmp)")
+    parser.add_argument(
+        "--before-ingest",
+        default="",
+        help="KEY=VALUE,... [ingest] settings of a first sync measured in the same run "
+        "(e.g. front_matter=false,chunk_keywords=false: ingest before front matter)",
+    )
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(json.dumps(run(parser.parse_args()), indent=2))

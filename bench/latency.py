@@ -79,7 +79,7 @@ def retrieval_latency(settings: Settings, questions: list[str], n_queries: int) 
             name = list(users)[i % len(users)]
             q = questions[i % len(questions)]
             t0 = time.perf_counter()
-            res = r.search(q, users[name], threshold=0.0)
+            res = r.search(q, users[name])
             total[name].append((time.perf_counter() - t0) * 1000)
             engine[name].append(res.timings["search_s"] * 1000)
         return {
@@ -172,7 +172,14 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--answers", type=int, default=5)
+    ap.add_argument(
+        "--before-retrieval",
+        default="",
+        help="KEY=VALUE,... [retrieval] settings measured in the same run on the same index "
+        "(e.g. max_chunks_per_doc=2: retrieval before a change)",
+    )
     args = ap.parse_args()
+    before = dict(item.split("=", 1) for item in args.before_retrieval.split(",") if item)
     sizes = [int(s) for s in args.sizes.split(",")]
     questions = [d["question"] for d in load_devset(DEFAULT_DEVSET)]
     out: dict[str, Any] = {"retrieval": {}}
@@ -181,13 +188,21 @@ def main() -> None:
             settings = load_settings(
                 data_dir=Path(tmp) / f"n{n}",
                 llm={"max_answer_tokens": 64, "context_window": 4096},
-                retrieval={"abstain_threshold": 0.0},
             )
             info = build_index(settings, n, 384)
             out["retrieval"][str(n)] = {
                 **info,
                 **retrieval_latency(settings, questions, args.queries),
             }
+            if before:
+                old_retrieval = type(settings.retrieval).model_validate(
+                    {**settings.retrieval.model_dump(), **before}
+                )
+                old = settings.model_copy(update={"retrieval": old_retrieval})
+                out["retrieval"][str(n)]["before"] = {
+                    "retrieval": before,
+                    **retrieval_latency(old, questions, args.queries),
+                }
             if n == sizes[0] and args.answers:
                 out["answer"] = answer_latency(settings, questions, args.answers)
     print(json.dumps(out, indent=1))

@@ -79,7 +79,7 @@ docstring does not name.
         └── ModelFileError            llm.model_file
 
 Codes that are decisions rather than errors (the usage gate's ``quota.*``, ``input.*``,
-``acceptable_use.*``; ``retrieval.abstain``) are reason codes of :mod:`policies.decision`,
+``acceptable_use.*``; ``answer.no_support``) are reason codes of :mod:`policies.decision`,
 documented in docs/policies.md.
 """
 

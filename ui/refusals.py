@@ -19,7 +19,7 @@ _EXACT: dict[str, str] = {
     "usage.role_not_allowed": "Your account is not allowed to use the assistant.",
     "policy.role_required": "Your account is not allowed to use the assistant.",
     "policy.access_denied": "You do not have access to the documents needed for this.",
-    "retrieval.abstain": "None of the documents you may read answers this question.",
+    "answer.no_support": "None of the documents you may read answers this question.",
 }
 _PREFIX: dict[str, str] = {
     "licence": "The assistant's model is not cleared to answer right now (its licence has not "

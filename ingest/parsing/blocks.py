@@ -22,3 +22,7 @@ class ParsedDocument:
     kind: str
     title: str
     blocks: list[Block] = field(default_factory=list)
+    description: str | None = None
+    """What the document says it is about (Markdown front matter), if it says."""
+    keywords: tuple[str, ...] = ()
+    """Search words the author attached to the whole document (Markdown front matter)."""

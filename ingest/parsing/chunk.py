@@ -5,6 +5,9 @@ Rules (docs/parsing.md explains them with examples):
 * Headings open sections; a chunk's ``section`` is its heading path ("Expenses > Travel").
 * Every chunk's text starts with one context line, ``<document title> — <section path>``, so a
   chunk retrieves well on its own (the body alone often lacks the words the question uses).
+  When the document carries search keywords (Markdown front matter) and ``chunk_keywords`` is
+  on, a second line ``Keywords: a, b, c`` follows: the author's words for the whole page
+  ("vacation, bereavement" on "Leave types") then match every chunk of it.
 * A section that fits in ``chunk_max_chars`` is one chunk. A longer one is split between
   paragraphs, else between sentences, else between words (never inside a word), and each piece
   after the first repeats the last ``chunk_overlap_chars`` of the previous one.
@@ -46,7 +49,10 @@ def chunk_file(path: Path, settings: IngestSettings) -> list[Chunk]:
     try:
         doc = parse_file(Path(path), settings)
         chunks = chunk_document(
-            doc, max_chars=settings.chunk_max_chars, overlap=settings.chunk_overlap_chars
+            doc,
+            max_chars=settings.chunk_max_chars,
+            overlap=settings.chunk_overlap_chars,
+            keywords=settings.chunk_keywords,
         )
     except IngestError:
         raise
@@ -82,18 +88,21 @@ class _Section:
             self.items.append(Block("text", self.path[-1], page=self.page))
 
 
-def chunk_document(doc: ParsedDocument, *, max_chars: int, overlap: int) -> list[Chunk]:
+def chunk_document(
+    doc: ParsedDocument, *, max_chars: int, overlap: int, keywords: bool = True
+) -> list[Chunk]:
     groups: list[list[_Piece]] = []
     small = max_chars // 8 if doc.kind not in _NO_MERGE else 0
+    head = _Head(doc.title, _keyword_line(doc.keywords) if keywords else "")
     for section in _sections(doc.blocks):
-        pieces = _section_pieces(section, doc.title, max_chars, overlap)
+        pieces = _section_pieces(section, head, max_chars, overlap)
         if not pieces:
             continue
         if len(pieces) == 1 and not pieces[0].split and groups and not groups[-1][-1].split:
             candidate = [*groups[-1], pieces[0]]
             prefix = _common_prefix([p.path for p in candidate])
             body_now = len(_render_body(groups[-1]))
-            fits = len(_render(doc.title, candidate)) <= max_chars
+            fits = len(_render(head, candidate)) <= max_chars
             related = bool(prefix) or len(pieces[0].text) < small
             if fits and body_now < small and related:
                 groups[-1] = candidate
@@ -104,7 +113,7 @@ def chunk_document(doc: ParsedDocument, *, max_chars: int, overlap: int) -> list
         path = _common_prefix([p.path for p in group])
         chunks.append(
             Chunk(
-                text=_render(doc.title, group),
+                text=_render(head, group),
                 section=_SEP.join(path),
                 title=doc.title,
                 page=group[0].page,
@@ -134,8 +143,8 @@ def _sections(blocks: list[Block]) -> list[_Section]:
     return [s for s in sections if s.items]
 
 
-def _section_pieces(section: _Section, title: str, max_chars: int, overlap: int) -> list[_Piece]:
-    budget = max(max_chars - len(_context(title, section.path)) - 1, max_chars // 2)
+def _section_pieces(section: _Section, head: _Head, max_chars: int, overlap: int) -> list[_Piece]:
+    budget = max(max_chars - len(_context(head, section.path)) - 1, max_chars // 2)
     rendered = [(_render_block(b), b) for b in section.items]
     total = sum(len(text) for text, _ in rendered) + 2 * (len(rendered) - 1)
     if total <= budget:
@@ -247,13 +256,30 @@ def _tail(text: str, size: int) -> str:
     return tail.strip()
 
 
-def _context(title: str, path: tuple[str, ...]) -> str:
-    head, name = (path[0].casefold(), title.casefold()) if path else ("", "")
-    if path and (head == name or name.startswith(head + " ") or name.endswith(" " + head)):
+@dataclass(frozen=True)
+class _Head:
+    """What every chunk of a document starts with: its title and its keyword line (or "")."""
+
+    title: str
+    keywords: str
+
+
+def _keyword_line(keywords: tuple[str, ...]) -> str:
+    if not keywords:
+        return ""
+    line = "Keywords: " + ", ".join(keywords)
+    return line if len(line) <= 300 else line[:300].rsplit(",", 1)[0]
+
+
+def _context(head: _Head, path: tuple[str, ...]) -> str:
+    title = head.title
+    first, name = (path[0].casefold(), title.casefold()) if path else ("", "")
+    if path and (first == name or name.startswith(first + " ") or name.endswith(" " + first)):
         path = path[1:]  # "Acme - Leave Policy" + "Leave Policy > Sick leave": say it once
     section = _SEP.join(path)
     line = f"{title} — {section}" if section else title
-    return line if len(line) <= 200 else line[:200].rsplit(" ", 1)[0] + " …"
+    line = line if len(line) <= 200 else line[:200].rsplit(" ", 1)[0] + " …"
+    return f"{line}\n{head.keywords}" if head.keywords else line
 
 
 def _common_prefix(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
@@ -277,6 +303,6 @@ def _render_body(group: list[_Piece]) -> str:
     return "\n\n".join(parts)
 
 
-def _render(title: str, group: list[_Piece]) -> str:
+def _render(head: _Head, group: list[_Piece]) -> str:
     path = _common_prefix([p.path for p in group])
-    return f"{_context(title, path)}\n{_render_body(group)}"
+    return f"{_context(head, path)}\n{_render_body(group)}"

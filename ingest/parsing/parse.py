@@ -22,6 +22,7 @@ from core.settings import IngestSettings
 from ingest.parsing.blocks import Block, ParsedDocument
 from ingest.parsing.caps import capped_blocks, check_archive
 from ingest.parsing.detect import Detected, detect
+from ingest.parsing.frontmatter import FrontMatter, split_front_matter
 from ingest.parsing.legacy import TARGETS as LEGACY_TARGETS
 from ingest.parsing.legacy import converted
 from ingest.parsing.offline import prepare_unstructured
@@ -67,6 +68,8 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
     check_archive(path, found.kind, settings)
     prepare_unstructured()
     meta_title: str | None = None
+    front = FrontMatter()
+    title_kind = found.kind  # a converted legacy file is titled like the format it became
     if found.kind in ("txt", "md") and found.size > FAST_TEXT_BYTES:
         blocks = list(capped_blocks(iter_text_blocks(path, markdown=found.kind == "md"), settings))
     elif found.kind == "pdf":
@@ -81,9 +84,14 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
         with converted(path, found.kind, limit) as ooxml:
             blocks = list(_to_blocks(_partition(ooxml, Detected(target, found.size)), target))
             meta_title = ooxml_title(ooxml)
-        return ParsedDocument(
-            kind=found.kind, title=_title(path, target, meta_title, blocks), blocks=blocks
-        )
+        title_kind = target
+    elif found.kind == "md" and settings.front_matter:
+        front, body = split_front_matter(path.read_text(sniff_encoding(path), errors="replace"))
+        meta_title = front.title
+        blocks = list(_to_blocks(_partition(path, found, text=body), found.kind))
+        stub = front.stub_text() if not any(b.text.strip() or b.rows for b in blocks) else None
+        if stub:
+            blocks = [Block("text", stub)]
     else:
         elements = _partition(path, found)
         blocks = list(capped_blocks(_to_blocks(elements, found.kind), settings))
@@ -96,7 +104,11 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
     if not any(b.text.strip() or b.rows for b in blocks):
         raise EmptyDocumentError(f"no text found in this {found.kind.upper()} file")
     return ParsedDocument(
-        kind=found.kind, title=_title(path, found.kind, meta_title, blocks), blocks=blocks
+        kind=found.kind,
+        title=_title(path, title_kind, meta_title, blocks),
+        blocks=blocks,
+        description=front.description,
+        keywords=front.keywords,
     )
 
 
@@ -127,10 +139,11 @@ def plain_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _partition(path: Path, found: Detected) -> list[Any]:
+def _partition(path: Path, found: Detected, text: str | None = None) -> list[Any]:
+    """Partition ``path`` (or ``text``, its already-read content, when given)."""
     module_name, func_name = _PARTITIONERS[found.kind]
     fn = getattr(importlib.import_module(f"unstructured.partition.{module_name}"), func_name)
-    kwargs: dict[str, Any] = {"filename": str(path)}
+    kwargs: dict[str, Any] = {"filename": str(path)} if text is None else {"text": text}
     if found.kind in ("eml", "msg"):
         kwargs["process_attachments"] = False
     if found.kind == "csv":

@@ -56,22 +56,22 @@ class FakeEmbedder:
         return [1.0, 0.0]
 
 
-def _retriever(index: FakeIndex, threshold: float) -> Retriever:
-    cfg = RetrievalSettings(k=3, max_chunks_per_doc=2, abstain_threshold=threshold)
+def _retriever(index: FakeIndex) -> Retriever:
+    cfg = RetrievalSettings(k=3, max_chunks_per_doc=2)
     return Retriever(index, FakeEmbedder(), cfg, lambda q: SparseVector([1], [1.0]))  # type: ignore[arg-type]
 
 
 def test_groupless_principal_never_reaches_the_index() -> None:
     idx = FakeIndex(0.9)
-    res = _retriever(idx, 0.1).search("q", Principal(user_id="u", groups=frozenset()))
-    assert res.chunks == [] and res.abstain and idx.calls == []
+    res = _retriever(idx).search("q", Principal(user_id="u", groups=frozenset()))
+    assert res.chunks == [] and res.relevance == 0.0 and idx.calls == []
 
 
-def test_relevance_is_the_best_dense_score_and_drives_abstain() -> None:
+def test_relevance_is_the_best_dense_score() -> None:
     who = Principal(user_id="u", groups=frozenset({"g"}))
-    low = _retriever(FakeIndex(0.3), 0.45).search("q", who)
-    assert low.abstain and low.relevance == 0.3 and len(low.chunks) == 3
-    high = _retriever(FakeIndex(0.6), 0.45).search("q", who)
-    assert not high.abstain
+    low = _retriever(FakeIndex(0.3)).search("q", who)
+    assert low.relevance == 0.3 and len(low.chunks) == 3
+    high = _retriever(FakeIndex(0.6)).search("q", who)
+    assert high.relevance == 0.6
     assert [c.path for c in high.chunks] == ["a.md", "a.md", "b.md"]
     assert [c.rank for c in high.chunks] == [1, 2, 3]
