@@ -117,8 +117,10 @@ class AskRequest:
             self.standalone = standalone_question(question, history, None, False)
         mark = self._time("condense_s", mark)
 
-        result = p.retriever.search(self.standalone, self.principal)
-        self.retrieved = result.chunks
+        result = p.retriever.search(
+            self.standalone, self.principal, extra=p.settings.answer.extra_chunks
+        )
+        self.retrieved = result.chunks + result.more
         mark = self._time("retrieve_s", mark)
 
         draft: Draft | None = None

@@ -36,6 +36,10 @@ class RetrievalResult:
     relevance: float
     mode: str
     timings: dict[str, float] = field(default_factory=dict)
+    more: list[RetrievedChunk] = field(default_factory=list)
+    """The next best chunks after ``chunks`` (``extra`` asked for), at most ``max_chunks_per_doc``
+    per file and never filling a slot by files-first: the second chunk of a page that files-first
+    left out is often the one that answers. Same ACL filter, same search."""
 
 
 def _to_chunk(hit: Hit, rank: int) -> RetrievedChunk:
@@ -105,6 +109,7 @@ class Retriever:
         *,
         k: int | None = None,
         mode: SearchMode | None = None,
+        extra: int = 0,
     ) -> RetrievalResult:
         import time
 
@@ -118,7 +123,7 @@ class Retriever:
         dense = self._embedder.embed_query(question)
         sparse = self._encode_query(question)
         t1 = time.perf_counter()
-        limit = max(self._settings.candidates, k)
+        limit = max(self._settings.candidates, k + extra)
         with self._lock:
             dense_hits = self._index.search(
                 groups=groups, dense=dense, mode="dense", limit=limit if mode == "dense" else 1
@@ -143,8 +148,15 @@ class Retriever:
             files_first=self._settings.files_first,
         )
         chunks = [_to_chunk(h, i) for i, h in enumerate(kept, start=1)]
+        more: list[RetrievedChunk] = []
+        if extra:
+            shown = {h.id for h in kept}
+            pool = diversify(ranked, k + extra, self._settings.max_chunks_per_doc)
+            rest = [h for h in pool if h.id not in shown][:extra]
+            more = [_to_chunk(h, len(chunks) + i) for i, h in enumerate(rest, start=1)]
         return RetrievalResult(
             chunks=chunks,
+            more=more,
             relevance=relevance,
             mode=mode,
             timings={"embed_s": t1 - t0, "search_s": t2 - t1},

@@ -195,7 +195,10 @@ def main() -> None:
     out: dict[str, Any] = {"split": args.split, "questions": len(items), "answerers": {}}
     try:
         retriever = Retriever(index, embedder, settings.retrieval, encode_query)
-        retrieved = {i["id"]: retriever.search(i["question"], who).chunks for i in items}
+        retrieved = {}
+        for i in items:  # what the request pipeline gives the answerer (assistant/request.py)
+            res = retriever.search(i["question"], who, extra=settings.answer.extra_chunks)
+            retrieved[i["id"]] = res.chunks + res.more
     finally:
         index.close()
     extractive = ExtractiveAnswerer(embedder, Tuning(min_support=-1.0))

@@ -249,6 +249,9 @@ class AnswerSettings(_Section):
 
     mode: Literal["extractive", "generative"] = "extractive"
     min_support: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # Besides the retrieval.k chunks shown, the answerer reads this many more (the next best,
+    # second chunks of a file included): the passage that answers is often a page's second chunk.
+    extra_chunks: int = Field(default=3, ge=0, le=50)
 
 
 class LLMSettings(_Section):
