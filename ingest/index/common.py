@@ -29,6 +29,18 @@ def acl_groups(groups: frozenset[str] | set[str] | Sequence[str]) -> list[str]:
     return sorted({g for g in groups if isinstance(g, str) and g.strip()})
 
 
+def readable_by(payload: dict[str, object], groups: frozenset[str] | set[str]) -> bool:
+    """The search filter's rule, for one point already in hand: readable when any of the
+    caller's groups is among ``allowed_groups`` (empty groups or readers: nobody).
+
+    For callers that fetch a point by id rather than search (the UI's citation download):
+    the same decision the engines' ``MatchAny`` filter makes, so both agree."""
+    allowed = payload.get("allowed_groups")
+    if not isinstance(allowed, list):
+        return False
+    return bool(set(acl_groups(groups)) & {g for g in allowed if isinstance(g, str)})
+
+
 def check_search(
     *,
     mode: SearchMode,
