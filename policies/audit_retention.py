@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -93,11 +93,22 @@ def purge_older_than(
 
 
 def _export_rows(
-    log: AuditLog, since: datetime | None, until: datetime | None
+    log: AuditLog,
+    since: datetime | None,
+    until: datetime | None,
+    event_type: str | None = None,
+    user_id: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     after = 0
     while True:
-        batch = log.records(since=since, until=until, after_id=after, limit=2000)
+        batch = log.records(
+            since=since,
+            until=until,
+            event_type=event_type,
+            user_id=user_id,
+            after_id=after,
+            limit=2000,
+        )
         if not batch:
             return
         yield from batch
@@ -112,11 +123,16 @@ def export(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    event_type: str | None = None,
+    user_id: str | None = None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[int, AuditCheckpoint]:
     """Write records as JSON lines or CSV, then a fresh signed checkpoint of the whole chain.
 
     JSON lines: one record per line, then one ``{"checkpoint": ...}`` line. CSV: the records
-    only (list/object columns as JSON); the caller stores the returned checkpoint beside it."""
+    only (list/object columns as JSON); the caller stores the returned checkpoint beside it.
+    ``event_type``, ``user_id`` and ``keep`` (a predicate on the record) narrow the export the
+    way the compliance page's filters narrow its table."""
     if fmt not in ("jsonl", "csv"):
         raise AuditUsageError(
             f"unknown export format {fmt!r}: use jsonl or csv", code="audit.bad_format"
@@ -126,7 +142,9 @@ def export(
     writer = csv.DictWriter(out, fieldnames=columns) if fmt == "csv" else None
     if writer is not None:
         writer.writeheader()
-    for rec in _export_rows(log, since, until):
+    for rec in _export_rows(log, since, until, event_type, user_id):
+        if keep is not None and not keep(rec):
+            continue
         if writer is not None:
             writer.writerow(
                 {
