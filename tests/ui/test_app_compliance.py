@@ -12,6 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.ui.apptest_helpers import button, no_exceptions, open_page, sign_in, texts
 from tests.ui.conftest import UIEnv, make_env
+from ui import runtime
+from ui.audit_data import refused as is_refused
+from ui.compliance_audit import record_view
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +37,7 @@ def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
     _ask(sign_in("hana"), "How do I build a pipe bomb at home?")
 
     at = open_page(sign_in("cora"), "audit")
-    assert "audit chain intact" in texts(at), texts(at)
+    assert "Audit chain intact" in texts(at), texts(at)
     assert "Last verified" in texts(at)
     rows = table(at, "event")
     assert {"ask", "refusal", "login"} <= set(rows["event"])
@@ -63,18 +66,31 @@ def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
     at.run()
     assert "0 record(s) shown" in texts(at)
 
-    # Open one record with everything it holds.
+    # Open one record with everything it holds (a row click puts its id in the URL; AppTest
+    # cannot click a table row, the browser test does).
     at.text_input(key="audit_user").set_value("hana")
     at.run()
-    record_id = int(table(at, "event")["id"].iloc[0])
-    at.selectbox(key="audit_open").set_value(record_id)
+    rows = table(at, "event")
+    record_id = int(rows["id"].iloc[0])
+    pseudonym = str(rows["user (pseudonym)"].iloc[0])
+    assert len(pseudonym) >= 32  # shown in full, not cut to 16 characters
+    at.query_params["record"] = str(record_id)
     at.run()
     opened = json.loads(at.json[0].value)
     assert opened["id"] == record_id
     assert {"hash", "prev_hash", "decisions", "retrieved", "policy_version"} <= set(opened)
     assert any(p.endswith("travel-policy.md") for p in opened["documents"].values())
+    timings = opened["details"]["timings_s"]  # seconds, as the names say
+    assert "timings_ms" not in opened["details"] and "latency_s" in opened
+    assert all(0 <= v < 600 for v in timings.values()), timings
+    assert abs(opened["latency_s"] - timings["total_s"]) < 0.01
 
-    # Export JSONL with the signed checkpoint as its last line.
+    # Export JSONL with the signed checkpoint as its last line (all of hana's records).
+    at.query_params.pop("record", None)
+    at.selectbox(key="audit_event").set_value("any")
+    at.text_input(key="audit_doc").set_value("")
+    at.run()
+    all_of_hana = len(table(at, "event"))
     at.radio(key="audit_fmt").set_value("jsonl")
     button(at, "Prepare export").click()
     at.run()
@@ -83,8 +99,20 @@ def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
     assert "Download JSONL" in labels and "Download checkpoint (JSON)" in labels
     fmt, count, data, checkpoint = at.session_state["audit_export_data"]
     lines = [json.loads(line) for line in data.splitlines()]
-    assert fmt == "jsonl" and count == len(lines) - 1 >= 3
+    assert fmt == "jsonl" and count == len(lines) - 1 == all_of_hana >= 3
     assert "checkpoint" in lines[-1] or lines[-1].get("signature") == checkpoint.get("signature")
+
+    # The export applies every filter: user + decision here.
+    at.selectbox(key="audit_decision").set_value("refused")
+    at.run()
+    shown = len(table(at, "event"))
+    button(at, "Prepare export").click()
+    at.run()
+    _, count, data, _ = at.session_state["audit_export_data"]
+    exported = [json.loads(line) for line in data.splitlines()][:-1]
+    assert count == len(exported) == shown >= 1
+    assert {r["user_pseudonym"] for r in exported} == {pseudonym}
+    assert all(is_refused(r) for r in exported)
 
     at.radio(key="audit_fmt").set_value("csv")
     button(at, "Prepare export").click()
@@ -92,6 +120,31 @@ def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
     fmt, count, data, _ = at.session_state["audit_export_data"]
     assert fmt == "csv" and data.splitlines()[0].startswith("id,ts,event_type")
     assert len(data.splitlines()) >= count + 1
+
+
+def test_the_banner_counts_the_records_there_are_now(use_config: UIEnv) -> None:
+    at = open_page(sign_in("cora"), "audit")
+    before = runtime.for_key().policies().audit.count()
+    assert f"Audit chain intact: {before} records verified" in texts(at), texts(at)
+    _ask(sign_in("alice"), "Which class do employees travel by train?")
+    at.run()
+    now = runtime.for_key().policies().audit.count()
+    assert now > before
+    assert f"Audit chain intact: {now} records verified" in texts(at), texts(at)
+
+
+def test_timings_are_shown_in_seconds() -> None:
+    view = record_view(
+        {
+            "id": 7,
+            "latency_ms": 15210.7,
+            "retrieved": [],
+            "details": {"timings_ms": {"first_token_s": 15210.7, "retrieve_s": 700.0}},
+        },
+        {},
+    )
+    assert view["latency_s"] == 15.211 and "latency_ms" not in view
+    assert view["details"]["timings_s"] == {"first_token_s": 15.211, "retrieve_s": 0.7}
 
 
 def test_reports_page_charts(use_config: UIEnv) -> None:
