@@ -61,9 +61,12 @@ def render(principal: Principal) -> None:
     st.title(literal(current.title) if current else "Ask Enclave")
     _notice()
     messages = store.messages(principal.user_id, current.id) if current else []
+    empty_slot = st.empty()
     if not messages and pending is None:
-        starter = render_empty(principal)
+        with empty_slot.container():
+            starter = render_empty(principal)
         if starter:
+            empty_slot.empty()
             _submit(principal, current, starter)
 
     cited = [str(c.get("chunk_id") or "") for m in messages for c in m.citations]
@@ -78,6 +81,7 @@ def render(principal: Principal) -> None:
         disabled=pending is not None,
     )
     if question and question.strip() and pending is None:
+        empty_slot.empty()  # no stale overview under the answer while it streams
         _submit(principal, current, question.strip())
     if pending is not None and current is not None:
         _answer(principal, current, messages, str(pending["question"]))
@@ -133,6 +137,8 @@ def _render_stored(
         elif message.refused:
             reason = plain_reason(message.reason_code, message.content)
             st.warning(_paragraphs(reason), icon=":material/block:")
+        elif details.get("abstained"):
+            st.info(_paragraphs(message.content), icon=":material/search_off:")
         else:
             st.caption(EXTRACT_LABEL if details.get("mode") == "extractive" else GENERATED_LABEL)
             grounding = details.get("grounding") or {}
@@ -154,12 +160,15 @@ def _render_stored(
                 )
         with st.container(horizontal=True, gap="small"):
             if message.content and message.reason_code != "ui.error":
-                with st.popover("Copy", icon=":material/content_copy:"):
+                with st.popover("Copy", icon=":material/content_copy:", type="tertiary"):
                     st.caption("Use the copy icon of the box below.")
                     st.code(message.content, language=None, wrap_lines=True)
             last = idle and current is not None and message.id == last_answer
             if last and st.button(
-                "Regenerate", key=f"chat_regen_{message.id}", icon=":material/refresh:"
+                "Regenerate",
+                key=f"chat_regen_{message.id}",
+                icon=":material/refresh:",
+                type="tertiary",
             ):
                 assert current is not None
                 _regenerate(principal, current, message)
@@ -189,7 +198,7 @@ def _grounding_note(grounding: dict[str, Any]) -> None:
 
 
 def _edit(principal: Principal, current: Conversation, message: StoredMessage) -> None:
-    with st.popover("Edit", icon=":material/edit:"):
+    with st.popover("Edit", icon=":material/edit:", type="tertiary"):
         text = st.text_area(
             "Edit your question; the answers after it are replaced.",
             value=message.content,

@@ -40,7 +40,7 @@ def render_sources(
     if citations:
         with st.container(horizontal=True, gap="small", key=f"cites_{key}"):
             for i, cite in enumerate(citations):
-                with st.popover(literal(chip_label(cite)), width="content"):
+                with st.popover(literal(chip_label(cite)), width="content", key=f"chip_{key}_{i}"):
                     _passage(principal, cite, str(cite.get("chunk_id") or "") in readable, key, i)
     if also_retrieved:
         names = sorted({str(s.get("path") or "") for s in also_retrieved} - {""})

@@ -192,7 +192,8 @@ def _verification(principal: Principal) -> None:
     with col1:
         if result.ok:
             st.success(
-                f"Audit chain intact: {result.checked} records verified, up to record "
+                f"Audit chain intact: {result.checked} "
+                f"record{'' if result.checked == 1 else 's'} verified, up to record "
                 f"{result.head_id}. Last verified {when} by {literal(last.ran_by or '')}."
             )
         else:

@@ -143,10 +143,16 @@ def generate_samples(settings: Settings) -> Path:
 
 
 def sync_folder(settings: Settings, root: Path, source: str) -> None:
+    from ingest.parsing.workers import stop_parser_server
     from ingest.sync.run import run_sync
 
     console.print(f"Syncing {root} as source '{source}'…")
-    summary = run_sync(settings, root, source, settings.ingest.workers)
+    try:
+        summary = run_sync(settings, root, source, settings.ingest.workers)
+    finally:
+        # Before this process becomes the UI (exec): its parser forkserver and resource tracker
+        # would linger as zombies of the UI, which never waits for them.
+        stop_parser_server()
     counts = ", ".join(f"{k} {v}" for k, v in summary.counters().items())
     console.print(f"Sync finished in {summary.seconds:.1f} s: {counts}")
 

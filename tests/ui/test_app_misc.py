@@ -222,3 +222,41 @@ def test_quota_refusal_in_plain_words(tmp_path: Path, monkeypatch: pytest.Monkey
         no_exceptions(at)
     warnings = [str(w.value) for w in at.warning]
     assert any("daily number of questions" in w for w in warnings), texts(at)
+
+
+def test_a_ui_sync_leaves_no_parser_process_behind(tmp_path: Path) -> None:
+    """After a sync run by the UI (real parser workers), the UI process has no parser
+    forkserver (about 470 MB idle) and no zombie left: it returns to its idle process set."""
+    import os
+
+    import psutil
+
+    from core.settings import load_settings
+    from ui.sync_runner import SyncRunner
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"note-{i}.md").write_text(f"# Note {i}\n\nThe parking lot {i} opens at 7:0{i}.\n")
+    (tmp_path / "access.yaml").write_text("default: [staff]\nrules: []\n")
+    settings = load_settings(
+        None, data_dir=tmp_path / "data", access_rules=tmp_path / "access.yaml"
+    )
+    runner = SyncRunner(settings)
+    runner.start(docs, "notes", 1)
+    state = runner.wait(300)
+    assert state is not None and state.error is None and state.counters["added"] == 3
+
+    def leftovers() -> list[str]:
+        found = []
+        for child in psutil.Process(os.getpid()).children(recursive=True):
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    found.append(f"zombie {child.pid}")
+                elif "multiprocessing" in " ".join(child.cmdline()):
+                    found.append(" ".join(child.cmdline())[:60])
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    assert leftovers() == []
