@@ -213,7 +213,8 @@ class UISettings(_Section):
     ``background_sync_interval_s``: re-sync every known source from the UI process this often
     (the UI owns the embedded store); unset = only syncs started on the admin page.
     ``session_hours``: a sign-in lasts at most this long; ``session_idle_minutes``: it ends
-    after this long without a request."""
+    after this long without a request; ``session_key_file``: the key that signs session
+    cookies (default ``<data_dir>/keys/ui-session.key``; UI replicas must share one)."""
 
     auth: Literal["local", "oidc"] = "local"
     oidc_user_claim: str = "preferred_username"
@@ -225,6 +226,7 @@ class UISettings(_Section):
     warm_up: bool = True
     session_hours: float = Field(default=12.0, gt=0)
     session_idle_minutes: float = Field(default=60.0, gt=0)
+    session_key_file: Path | None = None
 
 
 class Settings(BaseSettings):

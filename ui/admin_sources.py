@@ -27,7 +27,7 @@ NEW_SOURCE = "(a new source)"
 _SEEN_KEY = "sources_seen_sync"
 PHASES = {
     "starting": "starting",
-    "repair": "checking for work an interrupted sync left",
+    "repair": "getting ready",
     "sync": "reading, parsing and indexing files",
     "delete": "removing files that are gone",
     "done": "finishing",

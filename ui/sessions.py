@@ -4,8 +4,9 @@ Why a cookie at all: Streamlit keeps ``st.session_state`` per browser tab and co
 refresh or a link opened in a new tab used to sign the user out. The browser now holds a cookie
 ``enclave_session`` = ``<session id>.<expiry>.<HMAC>``:
 
-- **signed**: the HMAC-SHA256 is keyed with ``<data_dir>/keys/ui-session.key`` (0600, outside
-  the database), so neither the browser nor someone who can write the database can mint one;
+- **signed**: the HMAC-SHA256 is keyed with ``ui.session_key_file`` (default
+  ``<data_dir>/keys/ui-session.key``, 0600, outside the database), so neither the browser nor
+  someone who can write the database can mint one;
 - **expiring**: the expiry is inside the signed value and in the row (``ui.session_hours``), and
   a session unused for ``ui.session_idle_minutes`` ends too;
 - **server-revocable**: every request looks the row up; sign-out, an administrator or a changed
@@ -122,7 +123,9 @@ class SessionStore:
     def from_settings(cls, settings: Settings) -> SessionStore:
         store = cls(
             make_engine(settings.db_url),
-            load_or_create_hmac_key(settings.keys_dir / "ui-session.key"),
+            load_or_create_hmac_key(
+                settings.ui.session_key_file or settings.keys_dir / "ui-session.key"
+            ),
             max_age=timedelta(hours=settings.ui.session_hours),
             idle=timedelta(minutes=settings.ui.session_idle_minutes),
         )

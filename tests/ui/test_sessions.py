@@ -138,3 +138,20 @@ def test_oidc_sessions_keep_the_token_groups(service: PolicyService, store: Sess
     service.accounts.create("olga", "a-local-password-too")
     service.accounts.disable("olga")  # an admin blocks the user locally
     assert session_principal(service, store, session) is None
+
+
+def test_replicas_sharing_the_key_file_accept_each_others_cookies(tmp_path: Path) -> None:
+    key = tmp_path / "secrets" / "session.key"
+    one = load_settings(None, data_dir=tmp_path / "a", ui={"session_key_file": key})
+    two = load_settings(
+        None,
+        data_dir=tmp_path / "b",
+        database_url=one.db_url,
+        ui={"session_key_file": key},
+    )
+    first = SessionStore.from_settings(one)
+    cookie = first.claim(first.create("alice", "local").claim_code)
+    assert key.is_file() and oct(key.stat().st_mode & 0o777) == "0o600"
+    assert SessionStore.from_settings(two).session_id_of(cookie) is not None
+    other = load_settings(None, data_dir=tmp_path / "c", database_url=one.db_url)
+    assert SessionStore.from_settings(other).session_id_of(cookie) is None
