@@ -153,6 +153,14 @@ class HistoryStore:
             ).all()
             return [Conversation(r.id, r.title, r.created_at, r.updated_at) for r in rows]
 
+    def get(self, user_id: str, conversation_id: str) -> Conversation | None:
+        """One of the user's own conversations, or None (someone else's id: not found)."""
+        with session_scope(self.engine) as session:
+            row = session.get(ConversationRow, conversation_id)
+            if row is None or row.user_id != user_id:
+                return None
+            return Conversation(row.id, row.title, row.created_at, row.updated_at)
+
     def rename(self, user_id: str, conversation_id: str, title: str) -> Conversation:
         """Give one of the user's own conversations a new title (whitespace collapsed)."""
         new = _title_from(title)

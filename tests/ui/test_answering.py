@@ -152,3 +152,19 @@ def test_history_keeps_answered_pairs_only() -> None:
         ("user", "Hotels?"),
         ("assistant", "180 EUR [1]."),
     ]
+
+
+def test_a_question_left_without_answer_can_be_answered(use_config: UIEnv) -> None:
+    """If a run is cut off before it stored anything, the question is not left dangling."""
+    at = sign_in("alice")
+    store = runtime.for_key().history()
+    conv = store.create("alice", "Cut off")
+    store.add_message("alice", conv.id, "user", "How are train tickets booked?")
+    at.query_params["c"] = conv.id
+    at.run()
+    no_exceptions(at)
+    assert "This question has no answer yet" in texts(at)
+    button(at, "Answer it now").click()
+    at.run()
+    no_exceptions(at)
+    assert [m.role for m in store.messages("alice", conv.id)] == ["user", "assistant"]

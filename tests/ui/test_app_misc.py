@@ -80,6 +80,23 @@ def test_oidc_claims_give_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert "does not have the 'compliance' role" in texts(open_page(plain, "audit"))
 
 
+def test_an_oidc_session_ends_when_the_account_is_disabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(tmp_path, sync=False, extra_toml='auth = "oidc"')
+    monkeypatch.setenv("ENCLAVE_CONFIG", str(env.config))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.user = {"is_logged_in": True, "preferred_username": "alice", "groups": ["staff"]}
+    at.run()
+    no_exceptions(at)
+    assert at.chat_input
+    runtime.for_key().policies().accounts.disable("alice")  # an admin blocks her locally
+    at.run()
+    no_exceptions(at)
+    assert not at.chat_input
+    assert [b.label for b in at.button] == ["Sign in with single sign-on"]  # st.logout ran
+
+
 def test_model_output_cannot_load_images_or_links(use_config: UIEnv) -> None:
     """Stored answers (and the conversation title) render through the inert renderer."""
     store = runtime.for_key().history()

@@ -13,6 +13,7 @@ violation, i.e. an attempt the browser blocked). Screenshots of each step go to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -219,6 +220,17 @@ def sign_in(page: Any, user: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
+def session_cookie(context: Any, timeout: float = 15) -> dict[str, Any]:
+    """The session cookie, once the page has exchanged its claim code for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [c for c in context.cookies() if c["name"] == "enclave_session"]
+        if found:
+            return dict(found[0])
+        time.sleep(0.2)
+    raise AssertionError("the browser never received the session cookie")
+
+
 def chat_box(page: Any) -> Any:
     return page.get_by_test_id("stChatInputTextArea")
 
@@ -239,7 +251,7 @@ def test_employee_asks_reads_a_citation_and_keeps_the_session(browser: Any, serv
     started = time.monotonic()
     sign_in(page, "erin")
     page.get_by_text("What you can search").wait_for(timeout=120_000)
-    cookie = next(c for c in context.cookies() if c["name"] == "enclave_session")
+    cookie = session_cookie(context)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     shot(page, "01-employee-empty-chat")
 
@@ -291,18 +303,27 @@ def test_employee_asks_reads_a_citation_and_keeps_the_session(browser: Any, serv
 
 
 def test_stop_ends_a_streaming_answer(browser: Any, served: Served) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     context = new_context(browser, served)
     page = new_page(context, served)
     page.goto(served.url, wait_until="domcontentloaded")
     sign_in(page, "erin")
     page.get_by_text("What you can search").wait_for(timeout=120_000)
-    served.state["stop_started"] = time.time()
-    chat_box(page).fill("What is the hotel cap per night in Oslo, and is breakfast included?")
-    chat_box(page).press("Enter")
-    stop = page.get_by_role("button", name="Stop")
-    stop.wait_for(timeout=60_000)
-    stop.click()
-    page.get_by_text("Stopped before the answer was complete").wait_for(timeout=120_000)
+    stopped = page.get_by_text("Stopped before the answer was complete")
+    # The small model sometimes finishes before the click lands: then ask again (at most 3).
+    for _attempt in range(3):
+        served.state["stop_started"] = time.time()
+        chat_box(page).fill("What is the hotel cap per night in Oslo, and is breakfast included?")
+        chat_box(page).press("Enter")
+        stop = page.get_by_role("button", name="Stop")
+        stop.wait_for(timeout=60_000)
+        with contextlib.suppress(PlaywrightTimeoutError):  # gone: the answer was complete
+            stop.click(timeout=5_000)
+        page.get_by_role("button", name="Regenerate").last.wait_for(timeout=300_000)
+        if stopped.count():
+            break
+    assert stopped.count() == 1, "Stop never caught the answer while it streamed"
     assert page.get_by_role("button", name="Regenerate").count() == 1
     shot(page, "06-employee-stopped")
     context.close()

@@ -57,6 +57,7 @@ def _exercise(store: HistoryStore) -> None:
     )
     assert store.messages("alice", a.id)[-1].details == {"stopped": True}
     assert store.messages("alice", a.id)[0].details == {}
+    assert store.get("alice", a.id) is not None and store.get("bob", a.id) is None
     assert store.rename("alice", a.id, "  Train   travel ").title == "Train travel"
     with pytest.raises(ValueError):
         store.rename("alice", a.id, "   ")
