@@ -230,7 +230,11 @@ def _export(flt: AuditFilter) -> None:
     if prepared:
         fmt_done, count, data, cp_dict = prepared
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        st.write(f"{count} record(s), checkpoint at record {cp_dict.get('head_id')}.")
+        body = cp_dict.get("checkpoint") or {}
+        st.write(
+            f"{count} record(s) exported; the signed checkpoint covers the whole chain up to "
+            f"record {body.get('head_id')} ({body.get('count')} records)."
+        )
         st.download_button(
             f"Download {fmt_done.upper()}",
             data=data,

@@ -101,6 +101,8 @@ def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
     lines = [json.loads(line) for line in data.splitlines()]
     assert fmt == "jsonl" and count == len(lines) - 1 == all_of_hana >= 3
     assert "checkpoint" in lines[-1] or lines[-1].get("signature") == checkpoint.get("signature")
+    head = checkpoint["checkpoint"]["head_id"]
+    assert isinstance(head, int) and f"up to record {head} " in texts(at), texts(at)
 
     # The export applies every filter: user + decision here.
     at.selectbox(key="audit_decision").set_value("refused")
