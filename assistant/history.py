@@ -76,6 +76,9 @@ class MessageRow(Base):
     audit_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     feedback: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # How an answer was made and what else it rests on: mode, also-retrieved sources,
+    # grounding, stopped (revision a0002; NULL on older rows).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class StoredMessage:
     reason_code: str | None = None
     audit_id: str | None = None
     feedback: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
 
 
 def _now() -> datetime:
@@ -117,6 +122,8 @@ def _to_message(row: MessageRow) -> StoredMessage:
         reason_code=row.reason_code,
         audit_id=row.audit_id,
         feedback=row.feedback,
+        details=dict(row.details or {}),
+        created_at=row.created_at,
     )
 
 
@@ -170,6 +177,41 @@ class HistoryStore:
             ).all()
             return [Conversation(r.id, r.title, r.created_at, r.updated_at) for r in rows]
 
+    def get(self, user_id: str, conversation_id: str) -> Conversation | None:
+        """One of the user's own conversations, or None (someone else's id: not found)."""
+        with session_scope(self.engine) as session:
+            row = session.get(ConversationRow, conversation_id)
+            if row is None or row.user_id != user_id:
+                return None
+            return Conversation(row.id, row.title, row.created_at, row.updated_at)
+
+    def rename(self, user_id: str, conversation_id: str, title: str) -> Conversation:
+        """Give one of the user's own conversations a new title (whitespace collapsed)."""
+        new = _title_from(title)
+        if not new:
+            raise ValueError("a title cannot be empty")
+        with session_scope(self.engine) as session:
+            row = self._owned(session, user_id, conversation_id)
+            row.title = new
+            return Conversation(row.id, row.title, row.created_at, row.updated_at)
+
+    def search(self, user_id: str, text: str, limit: int = 100) -> list[Conversation]:
+        """The user's conversations whose title or any message contains ``text``
+        (case-insensitive), most recently used first."""
+        needle = f"%{text.strip().lower()}%"
+        with session_scope(self.engine) as session:
+            in_messages = select(MessageRow.conversation_id).where(MessageRow.content.ilike(needle))
+            rows = session.scalars(
+                select(ConversationRow)
+                .where(
+                    ConversationRow.user_id == user_id,
+                    ConversationRow.title.ilike(needle) | ConversationRow.id.in_(in_messages),
+                )
+                .order_by(ConversationRow.updated_at.desc(), ConversationRow.id)
+                .limit(limit)
+            ).all()
+            return [Conversation(r.id, r.title, r.created_at, r.updated_at) for r in rows]
+
     def delete(self, user_id: str, conversation_id: str) -> None:
         """Delete one of the user's own conversations with its messages."""
         with session_scope(self.engine) as session:
@@ -213,6 +255,7 @@ class HistoryStore:
         refused: bool = False,
         reason_code: str | None = None,
         audit_id: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> StoredMessage:
         with session_scope(self.engine) as session:
             conv = self._owned(session, user_id, conversation_id)
@@ -224,12 +267,25 @@ class HistoryStore:
                 refused=refused,
                 reason_code=reason_code,
                 audit_id=audit_id,
+                details=details or None,
                 created_at=_now(),
             )
             session.add(row)
             conv.updated_at = _now()
             session.flush()
             return _to_message(row)
+
+    def delete_from(self, user_id: str, conversation_id: str, message_id: int) -> int:
+        """Delete message ``message_id`` and every later one of the user's own conversation
+        (regenerate an answer, edit a question and resend it); returns how many."""
+        with session_scope(self.engine) as session:
+            self._owned(session, user_id, conversation_id)
+            result = session.execute(
+                delete(MessageRow).where(
+                    MessageRow.conversation_id == conversation_id, MessageRow.id >= message_id
+                )
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def set_feedback(self, user_id: str, message_id: int, rating: int) -> None:
         """Record +1 / -1 on one of the user's own assistant messages."""

@@ -343,7 +343,10 @@ class UISettings(_Section):
     """The Streamlit UI (docs/ui.md). ``warm_up``: load the index, embedder and model in the
     background when the first page renders, so the first question does not wait for them.
     ``background_sync_interval_s``: re-sync every known source from the UI process this often
-    (the UI owns the embedded store); unset = only syncs started on the admin page."""
+    (the UI owns the embedded store); unset = only syncs started on the admin page.
+    ``session_hours``: a sign-in lasts at most this long; ``session_idle_minutes``: it ends
+    after this long without a request; ``session_key_file``: the key that signs session
+    cookies (default ``<data_dir>/keys/ui-session.key``; UI replicas must share one)."""
 
     auth: Literal["local", "oidc"] = "local"
     oidc_user_claim: str = "preferred_username"
@@ -353,6 +356,9 @@ class UISettings(_Section):
     oidc_group_prefix_strip: str = ""
     background_sync_interval_s: float | None = Field(default=None, gt=0)
     warm_up: bool = True
+    session_hours: float = Field(default=12.0, gt=0)
+    session_idle_minutes: float = Field(default=60.0, gt=0)
+    session_key_file: Path | None = None
 
 
 class Settings(BaseSettings):

@@ -13,6 +13,7 @@ replicas) cannot lose a count.
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -167,6 +168,27 @@ class LocalAccounts:
                     locked_until=case((reached, now + self.lockout), else_=t.locked_until),
                 )
             )
+
+    def is_disabled(self, name: str) -> bool:
+        """True if a local account of that name exists and is disabled."""
+        with session_scope(self.engine) as s:
+            row = s.get(self._table, name)
+            return row is not None and bool(row.disabled)
+
+    def credential_stamp(self, name: str) -> str | None:
+        """A digest that changes whenever the password is reset or the account is disabled or
+        enabled; ``None`` for an unknown or disabled account.
+
+        A signed-in session keeps the stamp it was created with and is valid only while the
+        account's current stamp is the same (``policies users disable`` / ``reset-password``
+        end every session of the account at its next request)."""
+        with session_scope(self.engine) as s:
+            row = s.get(self._table, name)
+            if row is None or row.disabled:
+                return None
+            updated = _utc(row.updated_at)
+            material = f"{row.password_hash}\x00{updated.isoformat() if updated else ''}"
+        return hashlib.sha256(material.encode()).hexdigest()[:32]
 
     def authenticate(self, name: str, password: str) -> Principal:
         """The user's Principal, or AuthenticationError with one generic message."""

@@ -62,9 +62,12 @@ def manifest_body(
     records_sha256: str,
     since: datetime | None,
     until: datetime | None,
+    filters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The signed fields of an export manifest (see the module docstring)."""
-    return {
+    """The signed fields of an export manifest (see the module docstring). ``filters`` (only
+    present when the export was narrowed by event, user or decision) tells the verifier that
+    gaps between record ids are the filter's, not a cut."""
+    body: dict[str, Any] = {
         "first_id": first_id,
         "last_id": last_id,
         "count": count,
@@ -76,6 +79,9 @@ def manifest_body(
         "until": format_ts(until) if until is not None else None,
         "time": format_ts(datetime.now(UTC)),
     }
+    if filters:
+        body["filters"] = dict(filters)
+    return body
 
 
 def body_payload(body: Mapping[str, Any]) -> bytes:

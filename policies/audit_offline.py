@@ -57,6 +57,7 @@ class _Walk:
         self.signed_seen = False
         self.digest = hashlib.sha256()
         self.records: list[tuple[int, dict[str, Any]]] = []
+        self.gap: ExportCheck | None = None
 
     def record(self, lineno: int, obj: dict[str, Any]) -> ExportCheck | None:
         rid = obj.get("id")
@@ -65,14 +66,23 @@ class _Walk:
                 self.n, lineno, "audit.record_altered", f"line {lineno} (record {rid}) was altered"
             )
         if self.prev is not None:
-            if rid != self.prev["id"] + 1:
+            if not isinstance(rid, int) or rid <= self.prev["id"]:
                 return _bad(
+                    self.n,
+                    lineno,
+                    "audit.chain_broken",
+                    f"line {lineno} (record {rid}) is out of order",
+                )
+            if rid != self.prev["id"] + 1:
+                # A cut, unless the signed manifest says the export was filtered (checked
+                # once the manifest, the last line, has been read).
+                self.gap = self.gap or _bad(
                     self.n,
                     lineno,
                     "audit.record_missing",
                     f"record {self.prev['id'] + 1} is missing before line {lineno}",
                 )
-            if obj.get("prev_hash") != self.prev["hash"]:
+            elif obj.get("prev_hash") != self.prev["hash"]:
                 return _bad(
                     self.n,
                     lineno,
@@ -158,6 +168,8 @@ def verify_export(lines: Iterable[str], trusted_public_key: str | None = None) -
     problem = walk.signatures(keys)
     if problem is not None:
         return problem
+    if walk.gap is not None and not manifest.body.get("filters"):
+        return walk.gap
     return _check_manifest(walk, manifest.body, manifest_line, trusted_public_key is not None)
 
 
@@ -182,6 +194,10 @@ def _check_manifest(walk: _Walk, body: dict[str, Any], line: int, trusted: bool)
             "the records do not match the signed manifest (edited, reordered or replaced)",
         )
     note = "" if trusted else " (signatures checked with the key inside the export only)"
+    filters = body.get("filters")
+    if filters:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(filters.items()))
+        note += f"; filtered export ({shown}): records between these are not included"
     return ExportCheck(
         True,
         walk.n,

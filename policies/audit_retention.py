@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -109,11 +109,22 @@ def purge_older_than(
 
 
 def _export_rows(
-    log: AuditLog, since: datetime | None, until: datetime | None
+    log: AuditLog,
+    since: datetime | None,
+    until: datetime | None,
+    event_type: str | None = None,
+    user_id: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     after = 0
     while True:
-        batch = log.records(since=since, until=until, after_id=after, limit=2000)
+        batch = log.records(
+            since=since,
+            until=until,
+            event_type=event_type,
+            user_id=user_id,
+            after_id=after,
+            limit=2000,
+        )
         if not batch:
             return
         yield from batch
@@ -130,6 +141,10 @@ def export(
     until: datetime | None = None,
     actor: str | None = None,
     policy_version: str | None = None,
+    event_type: str | None = None,
+    user_id: str | None = None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+    filters: Mapping[str, Any] | None = None,
 ) -> tuple[int, Signed]:
     """Write records as JSON lines or CSV, then sign a manifest of what was written; audit the
     export (as ``actor``). Returns the record count and the signed manifest.
@@ -137,7 +152,13 @@ def export(
     JSON lines: one record per line, then one ``{"manifest": ...}`` line. CSV: the records
     only (list/object columns as JSON); the caller stores the manifest beside it. Either way
     ``records_sha256`` is the sha256 of the records' canonical JSON lines, each ending in a
-    newline (what the JSON-lines file holds before its manifest)."""
+    newline (what the JSON-lines file holds before its manifest).
+
+    ``event_type``, ``user_id`` and ``keep`` (a predicate on the record) narrow the export the
+    way the compliance page's filters narrow its table; ``filters`` describes that narrowing
+    for the reader and is signed in the manifest (a filtered export has gaps in its ids, which
+    the verifier then allows: each record still carries its own hash and signature, and the
+    manifest's digest covers exactly the records exported)."""
     if fmt not in ("jsonl", "csv"):
         raise AuditUsageError(
             f"unknown export format {fmt!r}: use jsonl or csv", code="audit.bad_format"
@@ -151,9 +172,11 @@ def export(
     writer = csv.DictWriter(out, fieldnames=columns) if fmt == "csv" else None
     if writer is not None:
         writer.writeheader()
-    for rec in _export_rows(log, since, until):
+    for rec in _export_rows(log, since, until, event_type, user_id):
         if rec["id"] > head_id:
             break  # appended while exporting: the next export has it
+        if keep is not None and not keep(rec):
+            continue
         line = canonical_json(rec) + "\n"
         digest.update(line.encode("utf-8"))
         if writer is not None:
@@ -182,6 +205,7 @@ def export(
         records_sha256=digest.hexdigest(),
         since=since,
         until=until,
+        filters=dict(filters or {}),
     )
     manifest = sign_body(key, body, MANIFEST, embed=True)
     if fmt == "jsonl":
@@ -200,6 +224,7 @@ def export(
             "since": body["since"],
             "until": body["until"],
             "sha256": body["records_sha256"],
+            "filters": body.get("filters") or None,
         },
     )
     return n, manifest

@@ -9,6 +9,7 @@ a log written before records were signed is re-anchored once, see
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,16 +18,16 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
-from core.errors import AuthenticationError, LoginFailed
+from core.errors import AccessDeniedError, AuthenticationError, ConfigError, LoginFailed
 from core.settings import Settings
 from policies.access import AccessRules
 from policies.accounts import LocalAccounts
 from policies.audit import AuditLog
 from policies.audit_anchors import Anchors, AnchorStore, DatabaseAnchors, FileAnchors, SyslogAnchors
 from policies.decision import policy_version
-from policies.directory import DirectoryBackend, load_directory
+from policies.directory import Directory, DirectoryBackend, load_directory
 from policies.gate import UsageGate
-from policies.identity import Principal, principal_from_claims
+from policies.identity import ADMIN, Principal, principal_from_claims
 from policies.keys import (
     HmacKey,
     load_or_create_hmac_key,
@@ -36,10 +37,11 @@ from policies.keys import (
 from policies.licence import LicenceGate
 from policies.models import ModelRegistry
 from policies.pii import PiiMasker
-from policies.usage import UsagePolicy
+from policies.usage import UsagePolicy, dump_usage
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 ANCHOR_FILE = Path("audit-anchors") / "anchors.jsonl"
+USAGE_OVERRIDE = "usage-policy.yaml"
 VERSION_TABLE = "alembic_version_policies"
 _MIGRATED: set[str] = set()
 
@@ -100,6 +102,8 @@ class PolicyService:
         self.signing_key_file = pol.signing_key_file or settings.keys_dir / "audit-signing.key"
         self.licences_dir = pol.licences_dir or settings.data_dir / "licences"
         self._signing_key: Ed25519PrivateKey | None = None
+        self._directory_lock = threading.Lock()
+        self._directory_mtime = _mtime_ns(settings.directory)
         self.version = policy_version(
             {"access_rules": rules.version, "usage": usage.version, "models": registry.version}
         )
@@ -139,7 +143,7 @@ class PolicyService:
             engine,
             directory=load_directory(settings),
             rules=AccessRules.load(settings.access_rules),
-            usage=UsagePolicy.load(settings.policy.usage_file),
+            usage=UsagePolicy.load(usage_file(settings)),
             registry=ModelRegistry.load(settings.policy.models_file),
         )
         svc.audit.upgrade_legacy_chain(svc.version)
@@ -155,6 +159,43 @@ class PolicyService:
         return self._signing_key
 
     # Identity ---------------------------------------------------------------------------
+    def directory_now(self) -> DirectoryBackend:
+        """The directory as it says now. The YAML file is re-read when its mtime changed (a
+        group or role removed, or a user disabled, applies at the next request of every
+        caller); an LDAP directory answers from its own TTL cache."""
+        if self.settings.ldap.url:
+            return self.directory
+        path = self.settings.directory
+        mtime = _mtime_ns(path)
+        with self._directory_lock:
+            if mtime != self._directory_mtime:
+                fresh = Directory.load(path)
+                self.directory = fresh
+                self.accounts.directory = fresh
+                self._directory_mtime = mtime
+            return self.directory
+
+    def current_principal(
+        self, user_id: str, *, claimed: Principal | None = None
+    ) -> Principal | None:
+        """The principal as the directory says now; ``None`` when the user may not act.
+
+        The one place that answers "who is this user now" for every caller (sign-in sessions,
+        file downloads): ``None`` if the directory marks the user disabled or a local account
+        of that name is disabled. Groups and roles: for an OIDC sign-in, ``claimed`` (the
+        token's claims: the identity provider is the directory then); otherwise the directory
+        entry as it is now; a user without an entry has no groups (fail closed)."""
+        entry = self.directory_now().entry(user_id)
+        if entry is not None and entry.disabled:
+            return None
+        if self.accounts.is_disabled(user_id):
+            return None
+        if claimed is not None:
+            return claimed
+        if entry is None:
+            return Principal(user_id=user_id, groups=frozenset())
+        return entry.principal()
+
     def resolve_user(self, name: str) -> Principal | None:
         """The directory's Principal for ``name`` (CLIs' ``--user``); None if unknown/disabled."""
         return self.directory.get(name)
@@ -218,3 +259,89 @@ class PolicyService:
         usage = self.gate.forget_user(user_id)
         had = self.audit.forget_user(user_id)
         return Erasure(had, usage, erase_user_everywhere(self.engine, user_id))
+
+    def set_usage_limits(
+        self,
+        principal: Principal,
+        default: dict[str, int | None],
+        groups: dict[str, dict[str, int | None]],
+        users: dict[str, dict[str, int | None]],
+    ) -> UsagePolicy:
+        """An admin changes the quotas: written to the usage policy file, in force at once in
+        this process (and in every process that starts later), audited as ``admin_change``.
+
+        The file is ``policy.usage_file`` when set, else ``<data_dir>/usage-policy.yaml``
+        (which then takes precedence over the shipped default)."""
+        if ADMIN not in principal.roles:
+            raise AccessDeniedError(
+                f"only an admin may change quotas ('{principal.user_id}' is not)",
+                code="policy.role_required",
+            )
+        before = self.usage
+        data = before.with_limits(default, groups, users)
+        target = self.settings.policy.usage_file or self.settings.data_dir / USAGE_OVERRIDE
+        raw = dump_usage(data)
+        try:
+            write_atomically(target, raw)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the usage policy file {target}: {exc.strerror or exc}; change "
+                "it where it is managed (for example a ConfigMap) instead"
+            ) from exc
+        fresh = UsagePolicy.load(target)
+        self.usage = fresh
+        self.gate.policy = fresh
+        self.version = policy_version(
+            {
+                "access_rules": self.rules.version,
+                "usage": fresh.version,
+                "models": self.registry.version,
+            }
+        )
+        self.audit.append(
+            "admin_change",
+            principal=principal,
+            policy_version=self.version,
+            details={
+                "change": "usage_limits",
+                "file": str(target),
+                "before": before.data.get("limits"),
+                "after": data["limits"],
+            },
+        )
+        return fresh
+
+
+def _mtime_ns(path: Path | None) -> int:
+    if path is None:
+        return 0
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def usage_file(settings: Settings) -> Path | None:
+    """The usage policy in force: ``policy.usage_file``, else the one an admin saved in the UI
+    (``<data_dir>/usage-policy.yaml``), else None (the shipped default)."""
+    if settings.policy.usage_file is not None:
+        return settings.policy.usage_file
+    saved = settings.data_dir / USAGE_OVERRIDE
+    return saved if saved.is_file() else None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (a reader sees the old file or the new, never half)."""
+    import os
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -68,6 +68,7 @@ class UsagePolicy:
             raise ConfigError(f"{where}: top-level keys must be among {sorted(_TOP)}")
         self.path = path
         self.version = version
+        self.data: dict[str, Any] = data
         roles = data.get("allowed_roles", sorted(ROLES))
         if not isinstance(roles, list) or set(roles) - ROLES:
             raise ConfigError(f"{where}: allowed_roles must list roles from {sorted(ROLES)}")
@@ -128,6 +129,18 @@ class UsagePolicy:
             raise ConfigError(f"usage policy {p} is not valid YAML: {exc}") from exc
         return cls(data, p, hashlib.sha256(raw).hexdigest())
 
+    def with_limits(
+        self,
+        default: dict[str, int | None],
+        groups: dict[str, dict[str, int | None]],
+        users: dict[str, dict[str, int | None]],
+    ) -> dict[str, Any]:
+        """This policy's data with new limits (everything else kept), validated."""
+        data = dict(self.data)
+        data["limits"] = {"default": dict(default), "groups": dict(groups), "users": dict(users)}
+        UsagePolicy(data, self.path, "unsaved")  # raises ConfigError naming a bad value
+        return data
+
     def limits_for(self, principal: Principal) -> Limits:
         values: dict[str, int | None] = {}
         own = self.users.get(principal.user_id, {})
@@ -159,3 +172,9 @@ class UsagePolicy:
                 if any(pat.search(view) for view in views):
                     return AupHit(cat, pat.pattern)
         return None
+
+
+def dump_usage(data: dict[str, Any]) -> bytes:
+    """The usage policy as YAML, as an administrator's change writes it."""
+    header = "# Usage policy, last changed on the admin page (Models and quotas).\n"
+    return (header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)).encode()

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from core.settings import Settings
 from policies.audit import AuditLog
 
@@ -104,34 +102,17 @@ def reason_code(record: dict[str, Any]) -> str | None:
 
 # Documents ------------------------------------------------------------------------------------
 def doc_ids_matching(settings: Settings, text: str) -> frozenset[str]:
-    """Ids of the synced files whose path contains ``text`` (case-insensitive)."""
-    from ingest.sync.state import FileRow, open_state
+    """Ids of the synced files whose path contains ``text`` (asked of ingest)."""
+    from ingest.sync.lookup import doc_ids_by_path
 
-    engine = open_state(settings.db_url)
-    needle = f"%{text.strip().lower()}%"
-    with engine.connect() as conn:
-        rows = conn.execute(select(FileRow.doc_id).where(FileRow.rel_path.ilike(needle))).all()
-    return frozenset(str(r[0]) for r in rows)
+    return doc_ids_by_path(settings, text)
 
 
 def doc_paths(settings: Settings, doc_ids: Iterable[str]) -> dict[str, str]:
-    """``doc_id -> "source/path"`` for the ids the ingest state knows."""
-    from ingest.sync.state import FileRow, SourceRow, open_state
+    """``doc_id -> "source/path"`` for the ids the ingest state knows (asked of ingest)."""
+    from ingest.sync.lookup import doc_paths as lookup_paths
 
-    ids = list(set(doc_ids))
-    if not ids:
-        return {}
-    engine = open_state(settings.db_url)
-    out: dict[str, str] = {}
-    with engine.connect() as conn:
-        for start in range(0, len(ids), 500):
-            rows = conn.execute(
-                select(FileRow.doc_id, FileRow.rel_path, SourceRow.name)
-                .join(SourceRow, SourceRow.id == FileRow.source_id)
-                .where(FileRow.doc_id.in_(ids[start : start + 500]))
-            ).all()
-            out.update({str(d): f"{s}/{p}" for d, p, s in rows})
-    return out
+    return lookup_paths(settings, doc_ids)
 
 
 # Reports --------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 
 from ui import runtime
 from ui.errors import log_error
@@ -29,7 +28,7 @@ def start_once() -> None:
         if key in _started:
             return
         _started.add(key)
-    settings = runtime._settings(key)
+    settings = runtime.for_key(key).settings
     if settings.ui.warm_up:
         threading.Thread(target=_warm_up, args=(key,), name="enclave-warm-up", daemon=True).start()
     interval = settings.ui.background_sync_interval_s
@@ -42,7 +41,7 @@ def start_once() -> None:
 def _warm_up(key: runtime.ConfigKey) -> None:
     started = time.perf_counter()
     try:
-        assistant = runtime._assistant(key)
+        assistant = runtime.for_key(key).assistant()
         assistant.warm_up()  # loads the models; generative: hashes the model, checks the licence
         log.info("warm-up done in %.1f s", time.perf_counter() - started)
     except Exception as exc:  # shown to users when they ask; here only logged
@@ -53,17 +52,17 @@ def sync_all_sources(key: runtime.ConfigKey) -> int:
     """One scheduled round: sync each known source in turn; returns how many ran."""
     from ingest.sync.status import collect_status, sync_holder
 
-    settings = runtime._settings(key)
-    runner = runtime._sync_runner(key)
+    resources = runtime.for_key(key)
+    settings = resources.settings
+    runner = resources.sync_runner()
     ran = 0
     for status in collect_status(settings):
         runner.wait()  # never overlap a sync started on the admin page
         if sync_holder(settings) is not None:  # another process is syncing this store
             log.info("scheduled sync skipped: %s", sync_holder(settings))
             break
-        runner.start(
-            Path(status.root), status.name, settings.ingest.workers, index=runtime._index(key)
-        )
+        # The root as stored: a local path or an smb:// URL (run_sync opens the right source).
+        runner.start(status.root, status.name, settings.ingest.workers, index=resources.index())
         runner.wait()
         ran += 1
     return ran

@@ -6,20 +6,23 @@ import streamlit as st
 
 from policies.identity import Principal
 from ui import auth
+from ui.render import literal
 
 ROLE_NAMES = {"admin": "administrators", "compliance": "the compliance team"}
 
 
 def require(role: str | None = None) -> Principal:
-    """The signed-in principal holding ``role``; otherwise show a refusal and stop the page."""
-    principal = auth.current()
+    """The signed-in principal holding ``role``; otherwise stop the page after showing the
+    sign-in form (anonymous: the page is shown once they have signed in) or a refusal."""
+    principal = auth.signed_in()
     if principal is None:
-        st.warning("Please sign in first.")
+        auth.sign_in_form()
         st.stop()
     if role is not None and not principal.has_role(role):
         st.error(
             f"This page is only for {ROLE_NAMES.get(role, 'the ' + role + ' role')}. "
-            f"You are signed in as {principal.user_id}, who does not have the '{role}' role. "
+            f"You are signed in as {literal(principal.user_id)}, who does not have the "
+            f"'{role}' role. "
             "Ask your administrator if you need access.",
             icon=":material/block:",
         )

@@ -2,9 +2,10 @@
 
 With ``--sync-samples`` (the demo set-up of ``make run``) the launcher also generates the sample
 documents, syncs them into the embedded index, points the directory and access rules at the
-sample ones (unless the config sets its own) and creates a local account with a documented
-demo password for every user of ``samples/directory.yaml``. Those passwords exist only in this
-demo mode and are printed at start.
+sample ones (unless the config sets its own) and, when the sample directory is the one in
+force, creates a local account with a documented demo password for every user of
+``samples/directory.yaml``. Those passwords exist only in this demo mode and are printed at
+start; a configuration with a directory of its own gets no demo account and no reset.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ app = cli.new_app("enclave", "Enclave: serve the chat UI.")
 console = cli.out
 
 REPO = Path(__file__).resolve().parent.parent
-APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
+APP_SCRIPT = Path(__file__).resolve().parent / "server.py"
 SAMPLES = REPO / "samples"
 SAMPLE_SOURCE = "samples"
 SAMPLE_CONFIG = SAMPLES / "enclave.toml"
@@ -122,10 +123,12 @@ def migrate_all(settings: Settings) -> None:
     from core.db import make_engine
     from ingest.sync.state import open_state
     from policies.service import PolicyService
+    from ui.sessions import SessionStore
 
     PolicyService.from_settings(settings)
     open_state(settings.db_url)
     HistoryStore(make_engine(settings.db_url)).migrate()
+    SessionStore.from_settings(settings)
 
 
 def generate_samples(settings: Settings) -> Path:
@@ -140,37 +143,57 @@ def generate_samples(settings: Settings) -> Path:
 
 
 def sync_folder(settings: Settings, root: Path, source: str) -> None:
+    from ingest.parsing.workers import stop_parser_server
     from ingest.sync.run import run_sync
 
     console.print(f"Syncing {root} as source '{source}'…")
-    summary = run_sync(settings, root, source, settings.ingest.workers)
+    try:
+        summary = run_sync(settings, root, source, settings.ingest.workers)
+    finally:
+        # Before this process becomes the UI (exec): its parser forkserver and resource tracker
+        # would linger as zombies of the UI, which never waits for them.
+        stop_parser_server()
     counts = ", ".join(f"{k} {v}" for k, v in summary.counters().items())
     console.print(f"Sync finished in {summary.seconds:.1f} s: {counts}")
 
 
-def create_demo_users(settings: Settings) -> None:
-    """A local account per directory user, password ``<user>-demo-2026`` (demo mode only)."""
+def create_demo_users(settings: Settings) -> list[str]:
+    """Demo mode only: a local account with password ``<user>-demo-2026`` for each user of
+    the *sample* directory; returns the names it touched.
+
+    Only when the directory in force is the sample directory itself: with a directory of its
+    own (a real deployment started with ``--sync-samples`` by mistake), no account is created
+    and no password reset — a user called ``alice`` there is a real person, maybe an admin."""
     from policies.directory import Directory
     from policies.service import PolicyService
 
+    sample_directory = SAMPLES / "directory.yaml"
+    configured = settings.directory
+    if configured is None or configured.resolve() != sample_directory.resolve():
+        console.print(
+            "[yellow]Demo accounts not created: the configuration sets its own directory "
+            f"({configured}); demo passwords exist only with the sample directory.[/yellow]"
+        )
+        return []
     service = PolicyService.from_settings(settings)
-    directory = service.directory
-    if not isinstance(directory, Directory):
+    if not isinstance(service.directory, Directory):  # ldap.url set: the server is the truth
         console.print("Demo accounts are made only from a YAML directory file; none created.")
-        return
+        return []
     existing = {a.name for a in service.accounts.list()}
     table = Table(title="Demo accounts (sample directory; demo passwords)")
     table.add_column("user")
     table.add_column("password")
     table.add_column("roles")
     table.add_column("groups")
-    for entry in directory:
+    touched: list[str] = []
+    for entry in Directory.load(sample_directory):
         if entry.disabled:
             continue
         if entry.name in existing:  # demo mode: the printed password must work
             service.accounts.reset_password(entry.name, demo_password(entry.name))
         else:
             service.accounts.create(entry.name, demo_password(entry.name))
+        touched.append(entry.name)
         table.add_row(
             entry.name,
             demo_password(entry.name),
@@ -178,6 +201,7 @@ def create_demo_users(settings: Settings) -> None:
             ", ".join(sorted(entry.groups)),
         )
     console.print(table)
+    return touched
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 The UI process owns the embedded store, so the admin page is where a sync runs while employees
 keep chatting. The runner hands ``run_sync`` the index handle the Assistant already holds (a
 second handle in the same process would be refused), keeps the latest progress for every
-session that looks, and the outcome of the last run.
+session that looks, and the outcome of the last run. After every run it releases what the sync
+used (:func:`release_sync_memory`): the parser processes' forkserver, the sync's objects, and
+freed heap pages.
 """
 
 from __future__ import annotations
@@ -127,3 +129,22 @@ class SyncRunner:
             error_id = log_error(exc, f"sync {source}")
             message = exc.message if isinstance(exc, EnclaveError) else "the sync failed"
             self._update(running=False, finished_at=time.time(), error=message, error_id=error_id)
+        finally:
+            release_sync_memory()
+
+
+def release_sync_memory() -> None:
+    """Give back what a sync used, so the UI process returns to its idle footprint: stop the
+    parsers' forkserver (and reap finished children: no zombies), collect the sync's objects
+    (its embedder, batches) and hand freed heap pages back to the system."""
+    import gc
+
+    from ingest.parsing.workers import stop_parser_server
+    from ingest.sync.pipeline import release_free_memory
+
+    try:
+        stop_parser_server()
+    except Exception as exc:  # never fail a finished sync over housekeeping
+        log.warning("could not stop the parser server: %s", exc)
+    gc.collect()
+    release_free_memory()

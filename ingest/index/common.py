@@ -30,6 +30,23 @@ def acl_groups(groups: frozenset[str] | set[str] | Sequence[str]) -> list[str]:
     return sorted({g for g in groups if isinstance(g, str) and g.strip()})
 
 
+def readable_by(payload: dict[str, object], groups: frozenset[str] | set[str]) -> bool:
+    """The search filter's rule, for one point already in hand: readable when any of the
+    caller's groups is among ``allowed_groups`` and none is among ``denied_groups`` (empty
+    groups or readers: nobody; deny wins).
+
+    For callers that fetch a point by id rather than search (the UI's citation download):
+    the same decision the engines' ``MatchAny`` filter and ``must_not`` make, so both agree."""
+    allowed = payload.get("allowed_groups")
+    if not isinstance(allowed, list):
+        return False
+    mine = set(acl_groups(groups))
+    denied = payload.get("denied_groups") or []
+    if not isinstance(denied, list) or mine & {g for g in denied if isinstance(g, str)}:
+        return False
+    return bool(mine & {g for g in allowed if isinstance(g, str)})
+
+
 def check_search(
     *,
     mode: SearchMode,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from tests.ui.conftest import PASSWORD
 
 APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
 TIMEOUT = 180
+_TAG = re.compile(r"<[^>]+>")
 
 
 def no_exceptions(at: AppTest) -> None:
@@ -23,16 +25,39 @@ def button(at: AppTest, label: str) -> Any:
     return found[0]
 
 
+def html_bodies(at: AppTest) -> list[str]:
+    """The HTML of every ``st.html`` element (answers, passages), style blocks left out."""
+    return [str(h.proto.body) for h in at.get("html") if "<style>" not in str(h.proto.body)]
+
+
+def html_text(at: AppTest) -> str:
+    """The visible text of every ``st.html`` element, tags removed."""
+    import html
+
+    return "\n".join(html.unescape(_TAG.sub("", body)) for body in html_bodies(at))
+
+
 def texts(at: AppTest) -> str:
-    """Every markdown/caption/alert text on the page, joined."""
+    """Every markdown/caption/alert/html text on the page, joined."""
     parts: list[str] = []
     for kind in ("markdown", "caption", "error", "warning", "success", "info", "title"):
         parts += [str(e.value) for e in getattr(at, kind)]
+    parts.append(html_text(at))
     return "\n".join(parts)
 
 
-def sign_in(user: str, password: str = PASSWORD) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+def popover_labels(at: AppTest) -> list[str]:
+    """Labels of every popover (citation chips, Copy, Edit, Rename), sidebar included."""
+    found = []
+    for root in (at.main, at.sidebar):
+        for node in root:
+            if getattr(node, "type", None) == "popover":
+                found.append(str(node.proto.popover.label))
+    return found
+
+
+def sign_in(user: str, password: str = PASSWORD, *, at: AppTest | None = None) -> AppTest:
+    at = at or AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.run()
     no_exceptions(at)
     at.text_input(key="sign_in_user").set_value(user)
@@ -45,6 +70,13 @@ def sign_in(user: str, password: str = PASSWORD) -> AppTest:
 
 def open_page(at: AppTest, page: str) -> AppTest:
     at.switch_page(f"views/{page}.py")
+    at.run()
+    no_exceptions(at)
+    return at
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question)
     at.run()
     no_exceptions(at)
     return at

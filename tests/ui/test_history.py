@@ -51,6 +51,29 @@ def _exercise(store: HistoryStore) -> None:
     with pytest.raises(ConversationNotFoundError):
         store.delete("bob", a.id)
 
+    # Details of an answer, rename, search, and deleting from a message on (regenerate/edit).
+    later = store.add_message(
+        "alice", a.id, "assistant", "Stopped", reason_code="ui.stopped", details={"stopped": True}
+    )
+    assert store.messages("alice", a.id)[-1].details == {"stopped": True}
+    assert store.messages("alice", a.id)[0].details == {}
+    assert store.get("alice", a.id) is not None and store.get("bob", a.id) is None
+    assert store.rename("alice", a.id, "  Train   travel ").title == "Train travel"
+    with pytest.raises(ValueError):
+        store.rename("alice", a.id, "   ")
+    with pytest.raises(ConversationNotFoundError):
+        store.rename("bob", a.id, "mine now")
+    assert [c.id for c in store.search("alice", "TRAIN")] == [a.id]  # title, any case
+    assert [c.id for c in store.search("alice", "second class")] == [a.id]  # message text
+    assert store.search("bob", "train") == []
+    assert store.delete_from("alice", a.id, later.id) == 1
+    with pytest.raises(ConversationNotFoundError):
+        store.delete_from("bob", a.id, answer.id)
+    assert [m.content for m in store.messages("alice", a.id)] == [
+        "What is the travel policy?",
+        "Second class [1].",
+    ]
+
     store.set_feedback("alice", answer.id, -1)
     assert store.messages("alice", a.id)[1].feedback == -1
     with pytest.raises(ValueError):
