@@ -17,6 +17,7 @@ answer it, and lists the closest documents as "also retrieved".
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Sequence
 
 from assistant.answerers.base import Draft, abstention
@@ -49,7 +50,10 @@ class ExtractiveAnswerer:
     def select(self, scored: list[Scored]) -> list[Scored]:
         """The best whole unit and the next ones that score nearly as well (at most
         ``max_units``); fragments and heading lines are never quoted on their own."""
-        whole = [s for s in scored if not s.unit.fragment and s.unit.kind != "heading"]
+        whole = _distinct(
+            [s for s in scored if not s.unit.fragment and s.unit.kind != "heading"],
+            self._settings.max_units,
+        )
         if not whole:
             return []
         floor = whole[0].score * self._settings.extra_unit_ratio
@@ -71,8 +75,7 @@ class ExtractiveAnswerer:
         by_chunk: dict[int, list[Unit]] = {}
         for s in chosen:
             by_chunk.setdefault(s.chunk, []).append(s.unit)
-        order = sorted(by_chunk, key=lambda ci: min(s.score for s in chosen if s.chunk == ci))
-        order = [s.chunk for s in chosen if s.chunk in by_chunk]
+        order = [s.chunk for s in chosen]  # sources in the order of their best unit
         seen: set[int] = set()
         citations: list[Citation] = []
         parts: list[str] = []
@@ -97,6 +100,27 @@ class ExtractiveAnswerer:
             given=chunks,
             details={"support": round(support, 4)},
         )
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.replace("- ", " ").split()).casefold()
+
+
+def _distinct(scored: list[Scored], limit: int) -> list[Scored]:
+    """The first ``limit`` units, best first, without units that repeat one already kept:
+    overlapping chunks and pages that repeat a paragraph would otherwise quote the same
+    sentence twice."""
+    kept: list[Scored] = []
+    texts: list[str] = []
+    for s in scored:
+        if len(kept) >= limit:
+            break
+        mine = _normal(s.unit.text)
+        if any(mine in other or other in mine for other in texts):
+            continue
+        kept.append(s)
+        texts.append(mine)
+    return kept
 
 
 def _with_context(text: str, units: list[Unit]) -> list[tuple[int, int]]:
@@ -146,9 +170,10 @@ def _merge(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
 
 def where(chunk: RetrievedChunk) -> str:
     """ "Title (section)": the document's title and the most specific heading of the chunk."""
-    title = chunk.title or chunk.path.rsplit("/", 1)[-1]
+    # Titles and headings as written in the source may carry HTML entities ("Q&amp;A").
+    title = html.unescape(chunk.title or chunk.path.rsplit("/", 1)[-1])
     title = title[:1].upper() + title[1:]
-    section = (chunk.section or "").split(" > ")[-1].strip()
+    section = html.unescape((chunk.section or "").split(" > ")[-1].strip())
     if section and section.casefold() not in title.casefold():
         return f"{title} ({section})"
     return title

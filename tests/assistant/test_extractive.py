@@ -121,3 +121,34 @@ def test_the_frame_names_the_document_and_its_most_specific_heading() -> None:
     assert where(c) == "Acme - Leave Policy (Annual leave)"
     assert where(replace(c, section="Leave Policy")) == "Acme - Leave Policy"
     assert where(replace(c, title="paid parental leave", section=None)) == "Paid parental leave"
+
+
+def test_a_sentence_two_chunks_share_is_quoted_once() -> None:
+    """Overlapping chunks (or a page repeating a paragraph) hold the same sentence: the answer
+    quotes it once and moves on to the next distinct one."""
+    overlap = chunk(
+        4,
+        "Travel — Per diem\nThe per diem abroad is 75 EUR per day. Receipts are not needed "
+        "for the per diem.",
+        path="finance/travel-copy.md",
+        title="Travel copy",
+    )
+    _, draft = run("how much is the per diem abroad per day?", [TRAVEL, overlap])
+    assert draft.text.count("The per diem abroad is 75 EUR per day.") == 1
+
+
+def test_html_entities_in_titles_are_shown_as_characters() -> None:
+    from dataclasses import replace
+
+    from assistant.answerers.extractive import where
+
+    c = replace(TRAVEL, title="Logging in &amp; Networks", section="Q&amp;A")
+    assert where(c) == "Logging in & Networks (Q&A)"
+
+
+def test_units_of_all_new_chunks_are_embedded_in_one_call() -> None:
+    emb = BagOfWordsEmbedder()
+    answerer = ExtractiveAnswerer(emb)
+    before = emb.calls
+    list(answerer.answer("per diem abroad", [TRAVEL, RATES, LAPTOP]))
+    assert emb.calls - before == 1  # one batch for the three chunks' units
