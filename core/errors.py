@@ -73,7 +73,7 @@ docstring does not name.
     │   └── ConversationNotFoundError history.not_found
     └── LLMError                      llm.error, llm.config, llm.load, llm.chat_format,
         │                             llm.context_overflow, llm.not_chat_model,
-        │                             llm.prompt_echo
+        │                             llm.prompt_echo, llm.empty_answer
         ├── LLMUnavailableError       llm.unreachable
         ├── LLMTimeoutError           llm.timeout
         └── ModelFileError            llm.model_file

@@ -122,6 +122,11 @@ class GenerativeAnswerer:
                 code="llm.prompt_echo",
             ) from None
         text = guard.released.strip()
+        if not text:  # the model stopped at once (or only emitted what hygiene removes)
+            raise LLMError(
+                "the model returned no answer text; ask again, or rephrase the question",
+                code="llm.empty_answer",
+            )
         tokens = {
             "prompt": stats.prompt_tokens or plan.prompt_tokens,
             "completion": stats.completion_tokens,
