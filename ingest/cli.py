@@ -142,6 +142,64 @@ def _print_summary(data: dict[str, Any]) -> None:
 
 
 @app.command()
+def worker(
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=256,
+            help="Worker processes, each with its own model (default ingest.worker_processes).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Worker name in the broker (default: ingest@<host>)."),
+    ] = None,
+    loglevel: Annotated[
+        str, typer.Option("--loglevel", help="Celery log level (debug, info, warning).")
+    ] = "info",
+    config: ConfigOpt = None,
+) -> None:
+    """Run a distributed ingest worker: parse, chunk and embed files `ingest sync` sends through
+    the broker (ingest.broker_url). Runs until stopped (SIGTERM finishes the current batch)."""
+    import os
+    import socket
+
+    with cli.errors():
+        settings = cli.settings(config)
+        from ingest.distributed.app import make_app
+        from ingest.distributed.pool import redacted
+        from ingest.distributed.worker import configure
+
+        celery_app = make_app(settings.ingest)  # refuses a config without a broker
+        assert settings.ingest.broker_url is not None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        configure(settings)
+        count = processes or settings.ingest.worker_processes
+        hostname = name or f"ingest@{socket.gethostname()}"
+        err.print(
+            f"ingest worker {hostname}: {count} process(es), queue {settings.ingest.queue}, "
+            f"broker {redacted(settings.ingest.broker_url.get_secret_value())}"
+        )
+        celery_app.worker_main(
+            [
+                "worker",
+                "--pool=prefork",
+                f"--concurrency={count}",
+                f"--hostname={hostname}",
+                f"--queues={settings.ingest.queue}",
+                f"--loglevel={loglevel}",
+                "--prefetch-multiplier=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
+
+
+@app.command()
 def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Per source: files by state, chunks, the last sync and recent errors."""
     from ingest.sync.status import collect_status

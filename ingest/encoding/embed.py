@@ -6,7 +6,11 @@ downloaded: a missing directory is a :class:`~core.errors.ConfigError`.
 
 Backends: ``torch`` (fp32 on CPU) and ``onnx-int8``: sentence-transformers' own ONNX export
 (``backend="onnx"``) dynamically quantized with ``export_dynamic_quantized_onnx_model``, cached
-under ``<models_dir>/embed-onnx-int8/<model-id>`` so the export runs once.
+under ``<models_dir>/embed-onnx-int8/<model-id>`` so the export runs once; ``openai``: an
+OpenAI-compatible embedding server (:mod:`ingest.encoding.openai`).
+
+:class:`Embedder` is the surface every backend offers (``model_id``, ``dim``,
+``embed_documents``, ``embed_query``); :func:`load_embedder` returns the configured one.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import ConfigError, EmbeddingBackendUnavailable, EmbeddingError
 
@@ -33,8 +37,22 @@ _ONNX_SUFFIX = f"int8_{_QUANT_CONFIG}"
 _ONNX_FILE = f"onnx/model_{_ONNX_SUFFIX}.onnx"
 
 
-class Embedder:
-    """Normalized sentence embeddings. Thread-safe: encodes are serialized per model."""
+class Embedder(Protocol):
+    """What the sync, the workers and the assistant use of an embedding backend: normalized
+    vectors of ``dim`` floats from the model ``model_id``."""
+
+    model_id: str
+    dim: int
+    batch_size: int
+    backend: str
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class SentenceTransformerEmbedder:
+    """Normalized sentence embeddings in this process. Thread-safe: encodes are serialized."""
 
     def __init__(self, model: SentenceTransformer, model_id: str, backend: str, batch_size: int):
         self._model = model
@@ -84,6 +102,7 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path | None = None) -
         settings.max_seq_length,
         settings.batch_size,
         onnx_root,
+        settings.base_url,
     )
     with _cache_lock:
         found = _cache.get(key)
@@ -91,6 +110,28 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path | None = None) -
             found = _load(settings, cache_root)
             _cache[key] = found
         return found
+
+
+def configured_model_id(settings: EmbeddingSettings) -> str:
+    """The ``model_id`` the configured backend reports once loaded, without loading it (the
+    distributed sync checks its workers against it)."""
+    if settings.backend == "openai":
+        from ingest.encoding.openai import served_name
+
+        return served_name(settings.model)
+    if settings.model == "default":
+        return DEFAULT_MODEL_ID
+    return Path(settings.model).expanduser().resolve().name
+
+
+def same_model(recorded: str, configured: str) -> bool:
+    """Whether ``embedding.model`` values name the same model (``default`` is the packaged
+    MiniLM under its served name too, so an index built in process can move to a server)."""
+
+    def canonical(value: str) -> str:
+        return DEFAULT_MODEL_ID if value == "default" else value
+
+    return canonical(recorded) == canonical(configured)
 
 
 def resolve_model(model: str) -> tuple[Path, str]:
@@ -114,6 +155,10 @@ def resolve_model(model: str) -> tuple[Path, str]:
 
 
 def _load(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
+    if settings.backend == "openai":
+        from ingest.encoding.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder.from_settings(settings)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
@@ -124,7 +169,7 @@ def _load(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
     else:
         model = _load_onnx_int8(path, model_id, models_dir)
     model.max_seq_length = min(settings.max_seq_length, model.max_seq_length or 512)
-    return Embedder(model, model_id, settings.backend, settings.batch_size)
+    return SentenceTransformerEmbedder(model, model_id, settings.backend, settings.batch_size)
 
 
 def onnx_cache_dir(models_dir: Path, model_path: Path, model_id: str) -> Path:

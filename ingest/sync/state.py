@@ -10,7 +10,7 @@ Tables (own metadata, Alembic history in ``ingest/migrations``, version table
   ``indexing`` / ``deleting``: written *before* the index is touched, so a sync killed at any
   moment leaves a row that says which document to redo.
 - ``ingest_sync_runs``: timings and counters of every run (and how it ended).
-- ``ingest_sync_lock``: at most one row per store; see :mod:`ingest.sync.lock`.
+- ``ingest_sync_lock``: at most one row per source and store; see :mod:`ingest.sync.lock`.
 - ``ingest_index_meta``: which embedding model and dimension built the store.
 """
 

@@ -38,6 +38,8 @@ class SyncSummary:
     seconds: float = 0.0
     failed: list[FileIssue] = field(default_factory=list)
     skipped: list[FileIssue] = field(default_factory=list)
+    # With distributed workers: batches sent, resends, duplicates, files per worker.
+    distributed: dict[str, Any] | None = None
 
     def add_issue(self, status: str, issue: FileIssue) -> None:
         if status == "failed":
@@ -76,4 +78,6 @@ class SyncSummary:
         out["lists_truncated"] = self.failed_count > len(self.failed) or self.skipped_count > len(
             self.skipped
         )
+        if self.distributed is not None:
+            out["distributed"] = dict(self.distributed)
         return out
