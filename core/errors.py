@@ -221,10 +221,12 @@ class VectorIndexError(EnclaveError):
 
 
 class StoreLockedError(VectorIndexError):
-    """The embedded store is open in another process (Qdrant Edge is single-process)."""
+    """The embedded store is open in another process (Qdrant Edge is single-process);
+    ``holder_pid`` names that process when it could be read."""
 
     code = "index.locked"
     exit_code = EXIT_BUSY
+    holder_pid: int | None = None
 
 
 class IndexUnavailableError(VectorIndexError):

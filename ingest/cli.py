@@ -27,7 +27,7 @@ from rich.table import Table
 
 from core import cli
 from core.cli import ConfigOpt, JsonOpt, err
-from core.errors import SameIndexError
+from core.errors import EXIT_INTERRUPTED, SameIndexError
 
 app = cli.new_app("ingest", "Sync shared drives into Enclave's index and show sync status.")
 
@@ -80,12 +80,24 @@ def sync(
         bool,
         typer.Option("--allow-empty-root", help="Allow an empty root to delete the whole source."),
     ] = False,
+    cancel_on_interrupt: Annotated[
+        bool,
+        typer.Option(
+            "--cancel-on-interrupt",
+            help="When the sync was handed to the UI process: Ctrl-C cancels it there "
+            "(default: Ctrl-C detaches and the sync goes on).",
+        ),
+    ] = False,
 ) -> None:
-    """Sync PATH into the index as source NAME: only new/changed files are parsed and embedded."""
+    """Sync PATH into the index as source NAME: only new/changed files are parsed and embedded.
+
+    While the UI process owns the embedded index, the sync is handed to it and followed here."""
+    from core.errors import StoreLockedError
     from ingest.sync.run import run_sync
     from policies.access import AccessRules
 
     interrupted = "interrupted: the next `ingest sync` resumes and repairs where this one stopped"
+    options = {"retry_failed": retry_failed, "force": full, "allow_empty_root": allow_empty_root}
     with cli.errors(as_json=as_json, on_interrupt=interrupted):
         settings = cli.settings(config)
         warning = AccessRules.load(settings.access_rules).warning
@@ -93,20 +105,73 @@ def sync(
             cli.warn(warning)
         bar = _RichProgress() if not as_json and err.is_terminal else None
         with bar.progress if bar is not None else nullcontext():
-            summary = run_sync(
-                settings,
-                path,
-                source,
-                workers,
-                bar,
-                retry_failed=retry_failed,
-                force=full,
-                allow_empty_root=allow_empty_root,
-            )
+            try:
+                data = run_sync(
+                    settings,
+                    path,
+                    source,
+                    workers,
+                    bar,
+                    retry_failed=retry_failed,
+                    force=full,
+                    allow_empty_root=allow_empty_root,
+                ).as_dict()
+            except StoreLockedError as exc:
+                request = {**options, "workers": workers}
+                data = _hand_off(settings, exc, path, source, request, bar, cancel_on_interrupt)
     if as_json:
-        print(json.dumps(summary.as_dict(), indent=2))
+        print(json.dumps(data, indent=2))
         return
-    _print_summary(summary.as_dict())
+    _print_summary(data)
+
+
+def _hand_off(
+    settings: Any,
+    locked: Exception,
+    path: Path,
+    source: str,
+    options: dict[str, Any],
+    bar: _RichProgress | None,
+    cancel_on_interrupt: bool,
+) -> dict[str, Any]:
+    """The store is held: if by its live owner (the UI), run the sync there and follow it."""
+    import socket
+
+    from ingest.sync import handoff
+    from ingest.sync.lock import store_identity
+    from ingest.sync.run import SyncProgress, check_root, check_source_name
+    from ingest.sync.state import open_state
+
+    engine = open_state(settings.db_url)
+    identity = store_identity(settings)
+    owner = handoff.live_owner(engine, identity)
+    holder = getattr(locked, "holder_pid", None)
+    if owner is None or owner.host != socket.gethostname() or holder not in (None, owner.pid):
+        raise locked
+    root = str(check_root(path))
+    request_id = handoff.submit(engine, identity, check_source_name(source), root, options)
+    err.print(
+        f"the UI process (pid {owner.pid}) owns the index: the sync runs there (request "
+        f"{request_id}) and is followed here. Ctrl-C "
+        + ("cancels it." if cancel_on_interrupt else "detaches (the sync goes on there).")
+    )
+
+    def progress(data: dict[str, Any]) -> None:
+        if bar is not None:
+            bar(SyncProgress(**data))
+
+    try:
+        return handoff.follow(engine, identity, request_id, progress)
+    except KeyboardInterrupt:
+        if not cancel_on_interrupt:
+            err.print(
+                f"detached: the sync (request {request_id}) goes on in the UI process; "
+                "`ingest status` shows when it ends"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        err.print("cancelling the sync in the UI process…")
+        handoff.request_cancel(engine, request_id)
+        return handoff.follow(engine, identity, request_id, progress)
 
 
 def _print_summary(data: dict[str, Any]) -> None:

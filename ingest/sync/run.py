@@ -34,6 +34,7 @@ from core.errors import (
     EmbeddingChangedError,
     RootEmptyError,
     SourceArgumentError,
+    SyncCancelledError,
     SyncInProgressError,
 )
 from core.settings import Settings
@@ -324,7 +325,11 @@ class _Run:
                 self.index.optimize()
         except BaseException as exc:
             self._finish(
-                RUN_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RUN_FAILED, started, exc
+                RUN_INTERRUPTED
+                if isinstance(exc, KeyboardInterrupt | SyncCancelledError)
+                else RUN_FAILED,
+                started,
+                exc,
             )
             raise
         self._finish(RUN_COMPLETED, started, None)
