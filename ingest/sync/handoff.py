@@ -167,6 +167,9 @@ def follow(
             status, progress = row.status, row.progress
             result, code, message = row.result, row.error_code, row.error_message
             exit_code = row.exit_code
+        if progress and progress != seen and on_progress is not None:
+            seen = progress  # also the last one, written just before the outcome
+            on_progress(json.loads(progress))
         if status == COMPLETED:
             return dict(json.loads(result or "{}"))
         if status in (FAILED, CANCELLED):
@@ -175,9 +178,6 @@ def follow(
                 code=code or EnclaveError.code,
                 exit_code=exit_code if exit_code is not None else EXIT_FAILED,
             )
-        if progress and progress != seen and on_progress is not None:
-            seen = progress
-            on_progress(json.loads(progress))
         if live_owner(engine, identity) is None:
             _abandon(engine, request_id)
         time.sleep(poll_s)

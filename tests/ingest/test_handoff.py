@@ -62,10 +62,12 @@ def _free_port() -> int:
 
 
 def _bulk(root: Path, n: int) -> Path:
+    """``n`` small notes whose content is unique to ``root`` (a copy of content already indexed
+    would reuse its vectors and take no time at all)."""
     for i in range(n):
         p = root / f"notes-{i:02d}.md"
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(f"# Note {i}\n\nMeeting room {i} is booked through the facilities desk.\n")
+        p.write_text(f"# Note {i} of {root.name}\n\nMeeting room {i} is booked at the desk.\n")
     return root
 
 
@@ -97,7 +99,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = _free_port()
     log = tmp / "enclave-run.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
-    env.update(HF_HUB_OFFLINE="1", ENCLAVE_FAULTS="commit:*=sleep:0.4")  # slower commits
+    env.update(HF_HUB_OFFLINE="1", ENCLAVE_FAULTS="commit:*=sleep:0.4;parse:*=sleep:0.3")
     with log.open("w") as out:
         proc = subprocess.Popen(
             [*LAUNCH, "--config", str(config), "--port", str(port), "--address", "127.0.0.1"],
@@ -245,7 +247,7 @@ def test_errors_in_the_ui_exit_with_the_same_codes(served: Served) -> None:
 
 
 def test_ctrl_c_detaches_and_the_sync_goes_on(served: Served) -> None:
-    proc = _cli(served, _bulk(served.tmp / "bulk-detach", 15), "detach")
+    proc = _cli(served, _bulk(served.tmp / "bulk-detach", 40), "detach")
     _wait_status(served, "detach", {"running"})
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
@@ -256,7 +258,7 @@ def test_ctrl_c_detaches_and_the_sync_goes_on(served: Served) -> None:
 
 
 def test_cancel_on_interrupt_stops_the_sync_in_the_ui(served: Served) -> None:
-    root = _bulk(served.tmp / "bulk-cancel", 20)
+    root = _bulk(served.tmp / "bulk-cancel", 40)
     proc = _cli(served, root, "cancel", "--cancel-on-interrupt", "--json")
     _wait_status(served, "cancel", {"running"})
     time.sleep(1.0)
@@ -273,11 +275,11 @@ def test_cancel_on_interrupt_stops_the_sync_in_the_ui(served: Served) -> None:
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     summary = json.loads(out)
-    assert summary["added"] + summary["unchanged"] + summary["updated"] == 20
+    assert summary["added"] + summary["unchanged"] + summary["updated"] == 40
 
 
 def test_an_owner_that_dies_fails_the_request(served: Served) -> None:
-    proc = _cli(served, _bulk(served.tmp / "bulk-lost", 20), "lost", "--json")
+    proc = _cli(served, _bulk(served.tmp / "bulk-lost", 40), "lost", "--json")
     _wait_status(served, "lost", {"running"})
     os.killpg(served.proc.pid, signal.SIGKILL)  # the UI process is gone (last test: it stays)
     served.proc.wait()
