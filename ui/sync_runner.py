@@ -137,9 +137,7 @@ class SyncRunner:
 
                 fn = run_sync
             flags: dict[str, Any] = dict(options)  # only what was asked: tests pass fakes
-            summary = fn(
-                self.settings, root, source, workers, self._progress, index=index, **flags
-            )
+            summary = fn(self.settings, root, source, workers, self._progress, index=index, **flags)
             failed = [(i.path, i.code, i.reason) for i in summary.failed]
             self._update(
                 running=False,
