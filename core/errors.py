@@ -55,6 +55,7 @@ docstring does not name.
     │       ├── EncryptedFileError    ingest.encrypted                     skipped
     │       ├── EmptyDocumentError    ingest.empty                         skipped
     │       └── ParseFailedError      ingest.parse_failed                  failed
+    ├── RemoteSyncError               (the code and exit code of the remote error; below)
     ├── PolicyError                   policy.denied                        exit 4
     │   ├── AccessDeniedError         policy.access_denied, policy.role_required
     │   ├── AuthenticationError       auth.failed, auth.claim_missing
