@@ -4,6 +4,9 @@
     .venv/bin/python -m bench.ingest --corpus ../shared/corpus/formats --formats
     .venv/bin/python -m bench.ingest --corpus ... --embedding-backend onnx-int8
     .venv/bin/python -m bench.ingest --corpus ... --compare-backends
+    .venv/bin/python -m bench.ingest --corpus ... --scaleout       # Celery 1 and 2 workers,
+                                                                   # embedding service
+    .venv/bin/python -m bench.ingest --corpus ... --langchain      # vs the textbook pipeline
 
 Prints one JSON object. Everything is measured in this run, in a fresh temporary data dir:
 
@@ -20,7 +23,16 @@ Prints one JSON object. Everything is measured in this run, in a fresh temporary
 - ``--formats``: counts by status and by reason code, and a check that every file ended
   ``ok``/``failed``/``skipped`` with a reason;
 - ``--compare-backends``: raw throughput of torch fp32 and ONNX int8 on the same texts, the
-  speed-up, and the mean cosine similarity between their vectors.
+  speed-up, and the mean cosine similarity between their vectors;
+- ``--scaleout`` (:mod:`bench.scaleout`): the same sync through Celery with 1 and with 2
+  ``ingest worker`` processes (a loopback ``redis-server``), and the OpenAI-compatible embedding
+  server (infinity-emb, ``ENCLAVE_TEST_INFINITY``) against in-process embedding;
+- ``--langchain`` (:mod:`bench.langchain_ingest`): wall time of Enclave's default sync against
+  the textbook LangChain ingest of the same corpus, each in a fresh process, alternating, best
+  of two each.
+
+Every JSON carries the load average before and after: the build machine is shared, so
+absolute speeds vary between runs and only ratios within one run compare.
 """
 
 from __future__ import annotations
@@ -85,7 +97,11 @@ class MemorySampler:
 
 
 def _settings(
-    data_dir: Path, backend: str, workers: int | None, ingest: dict[str, str] | None = None
+    data_dir: Path,
+    backend: str | None,
+    workers: int | None,
+    ingest: dict[str, str] | None = None,
+    extra: str = "",
 ) -> Any:
     from core.settings import load_settings
 
@@ -93,18 +109,15 @@ def _settings(
     data_dir.mkdir(parents=True, exist_ok=True)
     rules.write_text(RULES)
     cfg = data_dir / "enclave.toml"
-    lines = [
-        f'data_dir = "{data_dir / "data"}"',
-        f'access_rules = "{rules}"',
-        "[embedding]",
-        f'backend = "{backend}"',
-    ]
-    extra = dict(ingest or {})
+    lines = [f'data_dir = "{data_dir / "data"}"', f'access_rules = "{rules}"']
+    if backend:
+        lines += ["[embedding]", f'backend = "{backend}"']
+    keys = dict(ingest or {})
     if workers:
-        extra["workers"] = str(workers)
-    if extra:
-        lines += ["[ingest]", *(f"{k} = {v}" for k, v in extra.items())]
-    cfg.write_text("\n".join(lines) + "\n")
+        keys["workers"] = str(workers)
+    if keys:
+        lines += ["[ingest]", *(f"{k} = {v}" for k, v in keys.items())]
+    cfg.write_text("\n".join(lines) + "\n" + extra)
     return load_settings(cfg), cfg
 
 
@@ -191,13 +204,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     files_on_disk = sum(1 for e in walk(corpus) if isinstance(e, FileEntry))
     before = _before_sync(args, corpus, tmp) if args.before_ingest else None
 
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    cpu_start = time.process_time()
     with MemorySampler() as mem:
         start = time.perf_counter()
         summary = run_sync(settings, corpus, "bench", args.workers)
         seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     result: dict[str, Any] = {
+        "load_average_start": load_start,
         "corpus": str(corpus),
-        "embedding_backend": args.embedding_backend,
+        "embedding_backend": settings.embedding.backend,
         "workers": args.workers or settings.ingest.workers,
         "files": files_on_disk,
         "files_ok": summary.added,
@@ -207,6 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "files_per_s": round(files_on_disk / seconds, 2),
         "chunks_per_s": round(summary.chunks / seconds, 2),
+        "sync_process_cpu_ms_per_file": round(1000 * cpu_seconds / max(files_on_disk, 1), 1),
         "peak_rss_mb": round(mem.peak_rss / 2**20),
         "peak_pss_mb": round(mem.peak_pss / 2**20),
         "peak_processes": mem.peak_processes,
@@ -223,7 +241,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["raw_embed_chunks_per_s"] = round(raw, 2)
         result["ratio_e2e_to_raw"] = round(result["chunks_per_s"] / raw, 3)
         if args.compare_backends:
-            result["backends"] = _compare(settings, texts, args.embedding_backend, raw, vectors)
+            used = settings.embedding.backend
+            result["backends"] = _compare(settings, texts, used, raw, vectors)
 
     start = time.perf_counter()
     again = run_sync(settings, corpus, "bench", args.workers)
@@ -235,6 +254,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.formats:
         result["states"] = _states(settings)
     result["data_dir"] = str(tmp)
+    if args.scaleout:
+        from bench.scaleout import scaleout
+
+        result["scaleout"] = scaleout(corpus, tmp, summary.chunks, texts, result)
+    if args.langchain:
+        from bench.langchain_ingest import compare
+
+        result["langchain"] = compare(corpus, runs=2)
+    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
 
@@ -291,7 +319,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", required=True, help="directory to sync")
     parser.add_argument("--formats", action="store_true", help="report states by reason code")
-    parser.add_argument("--embedding-backend", default="torch", choices=["torch", "onnx-int8"])
+    parser.add_argument(
+        "--embedding-backend",
+        default=None,
+        choices=["torch", "onnx-int8"],
+        help="default: the configured default",
+    )
     parser.add_argument(
         "--compare-backends",
         action="store_true",
@@ -304,6 +337,16 @@ def main() -> None:
         default="",
         help="KEY=VALUE,... [ingest] settings of a first sync measured in the same run "
         "(e.g. front_matter=false,chunk_keywords=false: ingest before front matter)",
+    )
+    parser.add_argument(
+        "--scaleout",
+        action="store_true",
+        help="also sync through Celery (1 and 2 workers) and time the embedding service",
+    )
+    parser.add_argument(
+        "--langchain",
+        action="store_true",
+        help="also compare with the textbook LangChain ingest (fresh processes, best of two)",
     )
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,6 +98,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
+_ALEMBIC_IN_PROCESS = threading.RLock()
+
+
 @contextmanager
 def migration_lock(engine: Engine, name: str) -> Iterator[None]:
     """Serialize migrations of one package across processes (several UI replicas or CLIs
@@ -134,7 +138,9 @@ def migrate(engine: Engine, migrations_dir: Path, version_table: str) -> None:
     cfg.attributes["engine"] = engine
     cfg.attributes["version_table"] = version_table
     try:
-        with migration_lock(engine, version_table):
+        # Alembic's ``context`` is one module-level proxy per process: two threads migrating
+        # (even different packages) would run inside each other's configuration.
+        with _ALEMBIC_IN_PROCESS, migration_lock(engine, version_table):
             command.upgrade(cfg, "head")
     except Exception as exc:
         raise DatabaseError(f"migration of {migrations_dir.parent.name} failed: {exc}") from exc

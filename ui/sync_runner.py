@@ -40,6 +40,11 @@ class SyncState:
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # path, code, message
     error: str | None = None
     error_id: str | None = None
+    # For syncs handed over from the command line: the full summary, or the error's code and
+    # exit code (ingest.sync.handoff writes them into the request).
+    result: dict[str, Any] | None = None
+    error_code: str | None = None
+    exit_code: int | None = None
 
     @property
     def fraction(self) -> float | None:
@@ -60,6 +65,7 @@ class SyncRunner:
         self._lock = threading.Lock()
         self._state: SyncState | None = None
         self._thread: threading.Thread | None = None
+        self._observer: Callable[[Any], None] | None = None
 
     @property
     def state(self) -> SyncState | None:
@@ -70,17 +76,30 @@ class SyncRunner:
         state = self._state
         return state is not None and state.running
 
-    def start(self, root: Path | str, source: str, workers: int, index: Any | None = None) -> None:
-        """Start a sync in the background; :class:`SyncInProgressError` if one is running."""
+    def start(
+        self,
+        root: Path | str,
+        source: str,
+        workers: int,
+        index: Any | None = None,
+        *,
+        options: dict[str, bool] | None = None,
+        observer: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Start a sync in the background; :class:`SyncInProgressError` if one is running.
+
+        ``options``: ``run_sync`` flags (``retry_failed``, ``force``, ``allow_empty_root``);
+        ``observer`` sees every progress event and may stop the sync by raising."""
         with self._lock:
             if self._state is not None and self._state.running:
                 raise SyncInProgressError(
                     f"a sync of '{self._state.source}' is already running; wait for it to finish"
                 )
             self._state = SyncState(source=source, root=str(root), started_at=time.time())
+            self._observer = observer
             self._thread = threading.Thread(
                 target=self._run,
-                args=(root, source, workers, index),
+                args=(root, source, workers, index, options or {}),
                 name=f"enclave-sync-{source}",
                 daemon=True,
             )
@@ -105,17 +124,27 @@ class SyncRunner:
             chunks=p.chunks,
             current=p.path or "",
         )
+        if self._observer is not None:
+            self._observer(p)
 
-    def _run(self, root: Path | str, source: str, workers: int, index: Any | None) -> None:
+    def _run(
+        self,
+        root: Path | str,
+        source: str,
+        workers: int,
+        index: Any | None,
+        options: dict[str, bool],
+    ) -> None:
         from ui.errors import log_error
 
         try:
-            fn = self._sync_fn
+            fn: SyncFn | None = self._sync_fn
             if fn is None:
                 from ingest.sync.run import run_sync
 
                 fn = run_sync
-            summary = fn(self.settings, root, source, workers, self._progress, index=index)
+            flags: dict[str, Any] = dict(options)  # only what was asked: tests pass fakes
+            summary = fn(self.settings, root, source, workers, self._progress, index=index, **flags)
             failed = [(i.path, i.code, i.reason) for i in summary.failed]
             self._update(
                 running=False,
@@ -123,12 +152,20 @@ class SyncRunner:
                 finished_at=time.time(),
                 counters=dict(summary.counters()),
                 failed=failed,
+                result=summary.as_dict(),
             )
             log.info("sync of %s finished: %s", source, summary.counters())
         except Exception as exc:
             error_id = log_error(exc, f"sync {source}")
             message = exc.message if isinstance(exc, EnclaveError) else "the sync failed"
-            self._update(running=False, finished_at=time.time(), error=message, error_id=error_id)
+            self._update(
+                running=False,
+                finished_at=time.time(),
+                error=message,
+                error_id=error_id,
+                error_code=getattr(exc, "code", None) or "internal.error",
+                exit_code=int(getattr(exc, "exit_code", 1)),
+            )
         finally:
             release_sync_memory()
 

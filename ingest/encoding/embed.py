@@ -1,5 +1,9 @@
 """Creates the configured :class:`~ingest.encoding.base.Embedder`, warmed up, once per process.
 
+Backends (``embedding.backend``): ``torch`` and ``onnx-int8`` run sentence-transformers in this
+process (:mod:`ingest.encoding.sentence_transformer`); ``openai`` asks an OpenAI-compatible
+``/v1/embeddings`` server (:mod:`ingest.encoding.openai`).
+
 The model is the biggest thing a process loads (seconds and hundreds of MB), so every caller
 in a process shares one instance per configuration. :func:`load_embedder` is the explicit
 warm-up point: it returns only after the model is loaded.
@@ -37,6 +41,7 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path | None = None) -
         settings.max_seq_length,
         settings.batch_size,
         onnx_root,
+        settings.base_url,
     )
     with _cache_lock:
         found = _cache.get(key)
@@ -49,6 +54,35 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path | None = None) -
 
 def create_embedder(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
     """A new, not yet warmed-up embedder for ``settings.backend`` (one branch per backend)."""
+    if settings.backend == "openai":
+        from ingest.encoding.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder.from_settings(settings)
     from ingest.encoding.sentence_transformer import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(settings, models_dir)
+
+
+def configured_model_id(settings: EmbeddingSettings) -> str:
+    """The ``model_id`` the configured backend reports once loaded, without loading it (the
+    distributed sync checks its workers against it)."""
+    from ingest.encoding.sentence_transformer import DEFAULT_MODEL_ID
+
+    if settings.backend == "openai":
+        from ingest.encoding.openai import served_name
+
+        return served_name(settings.model)
+    if settings.model == "default":
+        return DEFAULT_MODEL_ID
+    return Path(settings.model).expanduser().resolve().name
+
+
+def same_model(recorded: str, configured: str) -> bool:
+    """Whether ``embedding.model`` values name the same model (``default`` is the packaged
+    MiniLM under its served name too, so an index built in process can move to a server)."""
+    from ingest.encoding.sentence_transformer import DEFAULT_MODEL_ID
+
+    def canonical(value: str) -> str:
+        return DEFAULT_MODEL_ID if value == "default" else value
+
+    return canonical(recorded) == canonical(configured)

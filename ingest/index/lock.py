@@ -9,6 +9,7 @@ dies, including on ``kill -9``, so a crash never leaves a stale lock behind.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -55,7 +56,10 @@ class StoreLock:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise StoreLockedError(locked_message(self.store, holder)) from None
+            error = StoreLockedError(locked_message(self.store, holder))
+            with contextlib.suppress(TypeError, ValueError):
+                error.holder_pid = int((holder or {}).get("pid"))  # type: ignore[arg-type]
+            raise error from None
         info = {
             "pid": os.getpid(),
             "cmd": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[

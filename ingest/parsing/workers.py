@@ -60,10 +60,14 @@ PRELOAD = [
 
 @dataclass(frozen=True)
 class ParseOutcome:
+    """A file's chunks, or why there are none (``code``, ``message``). ``vectors``: the chunks'
+    dense vectors when the pool embedded them too (distributed workers), else ``None``."""
+
     task_id: int
     chunks: list[ChunkData] | None
     code: str | None = None
     message: str | None = None
+    vectors: list[list[float]] | None = None
 
 
 def _worker_main(conn: Connection, settings_json: str, fault_spec: str | None) -> None:
@@ -123,7 +127,7 @@ class ParsePool:
     """Up to ``workers`` parse processes; :meth:`submit` to an idle one, :meth:`poll` results."""
 
     def __init__(self, settings: IngestSettings, workers: int, *, max_tasks: int = 250) -> None:
-        self._settings_json = settings.model_dump_json()
+        self._settings_json = settings.parsing_json()
         self._timeout = settings.parse_timeout_s
         self._max_tasks = max_tasks
         self._ctx = mp.get_context("forkserver")
@@ -166,7 +170,16 @@ class ParsePool:
                 proc.join(timeout=5)
 
     # -- work --------------------------------------------------------------------------------
-    def submit(self, task_id: int, path: Path) -> None:
+    @property
+    def capacity(self) -> int:
+        """Files this pool works on at once."""
+        return len(self._slots)
+
+    def submit(
+        self, task_id: int, path: Path, *, rel_path: str | None = None, sha256: str | None = None
+    ) -> None:
+        """Parse ``path`` in an idle worker (``rel_path``/``sha256`` name the file for pools
+        that need it; a local parser reads the path)."""
         slot = next(s for s in self._slots if s.task_id is None)
         if slot.process is not None and slot.done >= self._max_tasks:
             self._stop(slot, kill=False)

@@ -1,12 +1,16 @@
-"""One sync per store, enforced in the database (works for Edge and for a Qdrant server).
+"""One sync per source and store, enforced in the database (works for Edge and for a Qdrant
+server).
 
 The lock is a row in ``ingest_sync_lock`` keyed by the store (index backend + location +
-collection). The holder refreshes ``heartbeat_at`` every few seconds from a background thread.
-Another sync refuses with :class:`~core.errors.SyncInProgressError` while the holder is
-alive; it takes the lock over (compare-and-swap on the holder's token) when the holder's
-heartbeat is older than ``ttl_s`` or the holder runs on this host and its pid is gone (a
-``kill -9``). With the embedded Edge store the store's own file lock refuses a second process
-too; this lock comes first so the message can say which sync holds the store.
+collection) *and* the source: syncs of different shares into one Qdrant server run in parallel
+(they touch disjoint documents: every ``doc_id`` includes its source's name), two syncs of the
+same source refuse. The holder refreshes ``heartbeat_at`` every few seconds from a background
+thread. Another sync of the source refuses with :class:`~core.errors.SyncInProgressError` while
+the holder is alive; it takes the lock over (compare-and-swap on the holder's token) when the
+holder's heartbeat is older than ``ttl_s`` or the holder runs on this host and its pid is gone
+(a ``kill -9``). With the embedded Edge store the store's own file lock still refuses any second
+process (one process owns that store); this lock comes first so the message can say which sync
+holds the source.
 """
 
 from __future__ import annotations
@@ -44,7 +48,13 @@ def store_identity(settings: Settings) -> str:
 
 
 def store_key(identity: str) -> str:
+    """Key of a store (the index metadata and the runs are recorded per store)."""
     return hashlib.sha256(identity.encode()).hexdigest()[:64]
+
+
+def lock_key(identity: str, source: str) -> str:
+    """Key of the sync lock of one source in one store."""
+    return hashlib.sha256(f"{identity}\x00{source}".encode()).hexdigest()[:64]
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,8 @@ class SyncLock:
     ) -> None:
         self.engine = engine
         self.identity = identity
-        self.key = store_key(identity)
+        self.key = lock_key(identity, source)
+        self.store_key = store_key(identity)
         self.source = source
         self.ttl_s = ttl_s
         self.heartbeat_s = heartbeat_s
@@ -130,13 +141,12 @@ class SyncLock:
                 s.flush()
                 previous = None
             else:
-                previous = Holder(
-                    row.source, row.pid, row.host, row.run_id, row.acquired_at, row.heartbeat_at
-                )
+                previous = _holder(row)
                 if not _is_stale(row, now, self.ttl_s):
                     raise SyncInProgressError(
-                        f"another sync is writing to this index ({previous.describe()}); "
-                        "it must finish first. Run `ingest status` to follow it, or retry later."
+                        f"another sync of source '{self.source}' is running "
+                        f"({previous.describe()}); it must finish first. Run `ingest status` "
+                        "to follow it, or retry later."
                     )
                 taken = s.execute(
                     update(SyncLockRow)
@@ -145,8 +155,8 @@ class SyncLock:
                 )
                 if taken.rowcount != 1:  # type: ignore[attr-defined]
                     raise SyncInProgressError(
-                        "another sync took over this index's stale lock at the same moment; "
-                        "retry later"
+                        f"another sync took over the stale lock of source '{self.source}' at "
+                        "the same moment; retry later"
                     )
         self._start_heartbeat()
         return previous
@@ -191,10 +201,28 @@ class SyncLock:
             )
 
 
-def current_holder(engine: Engine, identity: str) -> Holder | None:
-    """Who holds the store's sync lock right now (a stale row counts as nobody)."""
+def current_holder(engine: Engine, identity: str, source: str) -> Holder | None:
+    """Who holds the sync lock of ``source`` in the store right now (stale counts as nobody)."""
     with session_scope(engine) as s:
-        row = s.scalar(select(SyncLockRow).where(SyncLockRow.store_key == store_key(identity)))
+        row = s.scalar(
+            select(SyncLockRow).where(SyncLockRow.store_key == lock_key(identity, source))
+        )
         if row is None or _is_stale(row, time.time(), TTL_S):
             return None
-        return Holder(row.source, row.pid, row.host, row.run_id, row.acquired_at, row.heartbeat_at)
+        return _holder(row)
+
+
+def current_holders(engine: Engine, identity: str) -> list[Holder]:
+    """Every live sync of the store (one per source), oldest first."""
+    now = time.time()
+    with session_scope(engine) as s:
+        rows = s.scalars(
+            select(SyncLockRow)
+            .where(SyncLockRow.store == identity)
+            .order_by(SyncLockRow.acquired_at)
+        )
+        return [_holder(r) for r in rows if not _is_stale(r, now, TTL_S)]
+
+
+def _holder(row: SyncLockRow) -> Holder:
+    return Holder(row.source, row.pid, row.host, row.run_id, row.acquired_at, row.heartbeat_at)

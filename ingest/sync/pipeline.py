@@ -1,11 +1,13 @@
-"""The sync's streaming loop: planned work -> parser workers -> embedding thread -> writer.
+"""The sync's streaming loop: planned work -> parser pool -> embedding thread -> writer.
 
 Three things run at once and every queue between them is bounded:
 
 - the walk/diff (:class:`~ingest.sync.plan.Planner`) is pulled only while fewer than
-  ``2 x workers`` files wait for a parser and fewer than ``embed_pool`` chunks wait for the
+  ``2 x capacity`` files wait for the pool and fewer than ``embed_pool`` chunks wait for the
   model;
-- parser processes (:class:`~ingest.parsing.workers.ParsePool`) work on one file each, read
+- the pool parses: local parser processes (:class:`~ingest.parsing.workers.ParsePool`, one file
+  each), or distributed workers (:class:`~ingest.distributed.pool.DistributedPool`) that also
+  embed: their outcomes carry vectors and skip the embedding thread. Either reads the file
   through the local path the source fetched it to (released once parsed);
 - one embedding thread runs the model on up to ``embed_pool`` chunks per call (the model sorts
   them by length, so its batches pad little); torch releases the GIL, so this loop keeps
@@ -23,10 +25,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from core.settings import IngestSettings
-from ingest.parsing.workers import ParseOutcome, ParsePool
+from ingest.parsing.workers import ParseOutcome
 from ingest.sync.plan import Index, NotIndexable, Refresh, Unchanged, WorkItem
 from ingest.sync.writer import Writer
 
@@ -48,31 +50,50 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+class FilePool(Protocol):
+    """What the pipeline needs of a parser pool (local processes or distributed workers)."""
+
+    def idle(self) -> int: ...
+
+    def submit(
+        self, task_id: int, path: Path, *, rel_path: str | None = None, sha256: str | None = None
+    ) -> None: ...
+
+    def poll(self, timeout: float) -> list[ParseOutcome]: ...
+
+    def close(self) -> None: ...
+
+
 class Pipeline:
     def __init__(
         self,
         *,
         items: Iterator[WorkItem],
         writer: Writer,
-        ingest: IngestSettings,
-        workers: int,
+        pool_factory: Callable[[], FilePool],
+        capacity: int,
         embed_pool: int,
         embed_fn: Callable[[], EmbedFn],
         on_first_parse: Callable[[], None],
         tick: Callable[[int, object], None],
+        on_vectors: Callable[[int], None],
     ) -> None:
+        """``capacity``: files the pool works on at once; ``on_vectors(dim)`` runs before the
+        first outcome that carries its own vectors is written (the collection's dimension)."""
         self.items = items
         self.writer = writer
-        self.ingest = ingest
-        self.workers = max(1, workers)
+        self.pool_factory = pool_factory
+        self.capacity = max(1, capacity)
         self.embed_pool = max(1, embed_pool)
         self.embed_fn = embed_fn
         self.on_first_parse = on_first_parse
         self.tick = tick
+        self.on_vectors = on_vectors
+        self._vectors_checked = False
         self.processed = 0
         self._to_parse: deque[Index] = deque()
         self._in_flight: dict[int, Index] = {}
-        self._pool: ParsePool | None = None
+        self._pool: FilePool | None = None
         self._next_task = 0
         self._exhausted = False
         self._future: Future[list[list[float]]] | None = None
@@ -112,7 +133,7 @@ class Pipeline:
     def _intake(self) -> None:
         while (
             not self._exhausted
-            and len(self._to_parse) < 2 * self.workers
+            and len(self._to_parse) < 2 * self.capacity
             and self.writer.pending_embed() < self.embed_pool
         ):
             item = next(self.items, None)
@@ -143,13 +164,15 @@ class Pipeline:
     def _dispatch(self) -> None:
         while self._to_parse and (self._pool is None or self._pool.idle()):
             if self._pool is None:
-                self._pool = ParsePool(self.ingest, self.workers)
+                self._pool = self.pool_factory()
                 self.on_first_parse()
             work = self._to_parse.popleft()
             assert work.fetched is not None  # the planner fetched every file it sends to parse
-            # A path, also for a remote source (its staged copy): parser processes (and
-            # workers on other machines) read files by path.
-            self._pool.submit(self._next_task, work.fetched.path)
+            # A path, also for a remote source (its staged copy): parser processes read it,
+            # the distributed pool reads its bytes to send them to a worker.
+            self._pool.submit(
+                self._next_task, work.fetched.path, rel_path=work.entry.rel_path, sha256=work.sha256
+            )
             self._in_flight[self._next_task] = work
             self._next_task += 1
 
@@ -178,6 +201,12 @@ class Pipeline:
         if work.fetched is not None:
             work.fetched.release()
         self.processed += 1
+        if out.chunks and out.vectors is not None:
+            if not self._vectors_checked:
+                self.on_vectors(len(out.vectors[0]))
+                self._vectors_checked = True
+            self.writer.embedded(work, out.chunks, out.vectors)
+            return
         if out.chunks:
             self.writer.parsed(work, out.chunks)
             return

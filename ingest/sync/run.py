@@ -30,27 +30,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from core.db import session_scope
 from core.errors import (
     EmbeddingChangedError,
     RootEmptyError,
     SourceArgumentError,
+    SyncCancelledError,
     SyncInProgressError,
 )
 from core.settings import Settings
 from ingest.encoding.base import Embedder
 from ingest.index import open_index
 from ingest.index.base import VectorIndex
+from ingest.parsing.workers import ParsePool
 from ingest.sources import check_root, open_source
 from ingest.sources.base import UNLISTABLE, Source
 from ingest.sync.cleanup import Cleanup
 from ingest.sync.lock import SyncLock, store_identity
 from ingest.sync.permissions import PermissionResolver
-from ingest.sync.pipeline import Pipeline
+from ingest.sync.pipeline import FilePool, Pipeline
 from ingest.sync.plan import Planner
 from ingest.sync.state import (
     RUN_COMPLETED,
@@ -71,6 +75,9 @@ from policies.access import AccessRules
 from policies.directory import load_directory
 from policies.readers import nt_policy_for
 from policies.service import PolicyService
+
+if TYPE_CHECKING:
+    from ingest.distributed.pool import DistributedPool
 
 __all__ = ["SyncProgress", "SyncSummary", "check_root", "run_sync"]
 
@@ -193,6 +200,7 @@ class _Run:
         self.engine = engine
         self.index = index
         self.lock = lock
+        self.store_key = lock.store_key
         self.files = files
         self.root = files.root
         self.source = source
@@ -206,6 +214,7 @@ class _Run:
         self._pipeline: Pipeline | None = None
         self._scanned: Callable[[], int] = lambda: 0
         self._renamed_from: set[str] = set()
+        self._distributed: DistributedPool | None = None
 
     # -- embedder + collection -----------------------------------------------------------------
     def embedder(self) -> Embedder:
@@ -231,19 +240,38 @@ class _Run:
         threading.Thread(target=load, name="embedder-preload", daemon=True).start()
 
     def _check_meta(self, dim: int | None) -> None:
-        """Refuse a model switch on an existing index; make sure the collection exists."""
+        """Refuse a model or dimension switch on an existing index; make sure the collection
+        exists (its dimension comes from the first embedder seen)."""
+        from ingest.encoding.embed import same_model
+
         model = self.settings.embedding.model
-        with session_scope(self.engine) as s:
-            meta = s.get(IndexMetaRow, self.lock.key)
-            if meta is not None and meta.embedding_model != model:
-                raise EmbeddingChangedError(
-                    f"this index was built with embedding model {meta.embedding_model!r} but the "
-                    f"config says {model!r}; vectors of two models cannot be mixed. Sync into a "
-                    "new data dir (or index collection), or set embedding.model back."
-                )
-            if meta is None and dim is not None:
-                s.add(IndexMetaRow(store_key=self.lock.key, embedding_model=model, dim=dim))
-            known = meta.dim if meta is not None else dim
+        for attempt in range(2):
+            try:
+                with session_scope(self.engine) as s:
+                    meta = s.get(IndexMetaRow, self.store_key)
+                    if meta is not None and not same_model(meta.embedding_model, model):
+                        raise EmbeddingChangedError(
+                            f"this index was built with embedding model {meta.embedding_model!r}"
+                            f" but the config says {model!r}; vectors of two models cannot be "
+                            "mixed. Sync into a new data dir (or index collection), or set "
+                            "embedding.model back."
+                        )
+                    if meta is not None and dim is not None and meta.dim != dim:
+                        raise EmbeddingChangedError(
+                            f"this index was built with {meta.dim}-dimensional vectors of "
+                            f"{meta.embedding_model!r} but the embedder now gives {dim} "
+                            "dimensions (a different model behind the same name?); vectors "
+                            "cannot be mixed"
+                        )
+                    if meta is None and dim is not None:
+                        s.add(
+                            IndexMetaRow(store_key=self.store_key, embedding_model=model, dim=dim)
+                        )
+                    known = meta.dim if meta is not None else dim
+                break
+            except IntegrityError:  # a sync of another source recorded it at the same moment
+                if attempt:
+                    raise
         if known is not None:
             self.index.ensure_collection(known)
 
@@ -253,11 +281,17 @@ class _Run:
     ) -> SyncSummary:
         started = time.monotonic()
         self._check_meta(None)
+        if self.settings.embedding.backend == "openai" and self.settings.ingest.broker_url is None:
+            self.embedder()  # a server: check now that it serves the index's model and dimension
         with session_scope(self.engine) as s:
             self.source_id = source_id_for(s, self.source, self.root)
             s.execute(
                 update(SyncRunRow)
-                .where(SyncRunRow.store_key == self.lock.key, SyncRunRow.status == RUN_RUNNING)
+                .where(
+                    SyncRunRow.store_key == self.store_key,
+                    SyncRunRow.source_id == self.source_id,
+                    SyncRunRow.status == RUN_RUNNING,
+                )
                 .values(status=RUN_INTERRUPTED, finished_at=utcnow())
             )
             last = s.scalar(
@@ -269,7 +303,7 @@ class _Run:
             needs_repair = took_over or last is None or last.status != RUN_COMPLETED
             run = SyncRunRow(
                 source_id=self.source_id,
-                store_key=self.lock.key,
+                store_key=self.store_key,
                 status=RUN_RUNNING,
                 started_at=utcnow(),
                 pid=os.getpid(),
@@ -324,7 +358,11 @@ class _Run:
                 self.index.optimize()
         except BaseException as exc:
             self._finish(
-                RUN_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RUN_FAILED, started, exc
+                RUN_INTERRUPTED
+                if isinstance(exc, KeyboardInterrupt | SyncCancelledError)
+                else RUN_FAILED,
+                started,
+                exc,
             )
             raise
         self._finish(RUN_COMPLETED, started, None)
@@ -411,21 +449,51 @@ class _Run:
             group_chunks=self.settings.ingest.commit_chunks,
         )
         self._scanned = lambda: planner.walked
+        pool_factory, capacity, preload = self._pool()
         pipeline = Pipeline(
             items=planner.items(),
             writer=writer,
-            ingest=self.settings.ingest,
-            workers=self.workers,
+            pool_factory=pool_factory,
+            capacity=capacity,
             embed_pool=EMBED_POOL_BATCHES * max(1, self.settings.embedding.batch_size),
             embed_fn=lambda: self.embedder().embed_documents,
-            on_first_parse=self._load_embedder_in_background,
+            on_first_parse=preload,
             tick=lambda in_flight, entry: self._report("sync", in_flight, entry),
+            on_vectors=self._check_meta,
         )
         self._pipeline = pipeline
         try:
             pipeline.run(self._check_lock)
         finally:
             self._renamed_from = writer.renamed_from
+            if self._distributed is not None:
+                self.summary.distributed = self._distributed.stats.as_dict()
+
+    def _pool(self) -> tuple[Callable[[], FilePool], int, Callable[[], None]]:
+        """``(factory, capacity, on first parse)``: local parser processes by default,
+        distributed workers when a broker is configured (they embed too)."""
+        ing = self.settings.ingest
+        if ing.broker_url is None:
+            return (
+                lambda: ParsePool(ing, self.workers),
+                self.workers,
+                self._load_embedder_in_background,
+            )
+
+        def distributed() -> FilePool:
+            from ingest.distributed.pool import DistributedPool
+
+            self._distributed = DistributedPool(
+                self.settings, channel=self.lock.key, dim=self._known_dim()
+            )
+            return self._distributed
+
+        return distributed, ing.tasks_in_flight * ing.task_files, lambda: None
+
+    def _known_dim(self) -> int | None:
+        with session_scope(self.engine) as s:
+            meta = s.get(IndexMetaRow, self.store_key)
+            return meta.dim if meta is not None else None
 
     def _check_lock(self) -> None:
         if self.lock.lost:

@@ -10,8 +10,13 @@ Tables (own metadata, Alembic history in ``ingest/migrations``, version table
   ``indexing`` / ``deleting``: written *before* the index is touched, so a sync killed at any
   moment leaves a row that says which document to redo.
 - ``ingest_sync_runs``: timings and counters of every run (and how it ended).
-- ``ingest_sync_lock``: at most one row per store; see :mod:`ingest.sync.lock`.
+- ``ingest_sync_lock``: at most one row per source and store; see :mod:`ingest.sync.lock`.
 - ``ingest_index_meta``: which embedding model and dimension built the store.
+- ``ingest_sync_requests``: syncs handed to the process that owns the embedded store (an
+  ``ingest sync`` while the UI serves), with their progress and outcome; see
+  :mod:`ingest.sync.handoff`.
+- ``ingest_store_owners``: which process owns an embedded store and takes sync requests for
+  it (its heartbeat says it is alive).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -143,6 +149,41 @@ class IndexMetaRow(IngestBase):
     store_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     embedding_model: Mapped[str] = mapped_column(Text)
     dim: Mapped[int] = mapped_column(Integer)
+
+
+class SyncRequestRow(IngestBase):
+    __tablename__ = "ingest_sync_requests"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    store_key: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    root: Mapped[str] = mapped_column(Text)
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON: workers, retry_failed, ...
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requester_pid: Mapped[int] = mapped_column(Integer)
+    requester_host: Mapped[str] = mapped_column(String(255))
+    owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON SyncProgress
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON summary
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class StoreOwnerRow(IngestBase):
+    __tablename__ = "ingest_store_owners"
+
+    store_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from core.db import session_scope
 from core.settings import Settings
-from ingest.sync.lock import Holder, current_holder, store_identity
+from ingest.sync.lock import Holder, current_holder, current_holders, store_identity
 from ingest.sync.state import (
     FAILED,
     SKIPPED,
@@ -111,15 +111,19 @@ def _run_info(row: SyncRunRow | None) -> RunInfo | None:
     )
 
 
-def sync_holder(settings: Settings) -> Holder | None:
-    """The sync currently writing to the configured store, if any."""
-    return current_holder(open_state(settings.db_url), store_identity(settings))
+def sync_holder(settings: Settings, source: str | None = None) -> Holder | None:
+    """The sync of ``source`` running now; without a source, the oldest sync of the store."""
+    engine = open_state(settings.db_url)
+    if source is not None:
+        return current_holder(engine, store_identity(settings), source)
+    holders = current_holders(engine, store_identity(settings))
+    return holders[0] if holders else None
 
 
 def collect_status(settings: Settings) -> list[SourceStatus]:
     """Status of every source known to the state database, by name."""
     engine = open_state(settings.db_url)
-    holder = current_holder(engine, store_identity(settings))
+    running = {h.source for h in current_holders(engine, store_identity(settings))}
     out: list[SourceStatus] = []
     with session_scope(engine) as s:
         for src in s.scalars(select(SourceRow).order_by(SourceRow.name)):
@@ -143,7 +147,7 @@ def collect_status(settings: Settings) -> list[SourceStatus]:
                     .limit(1)
                 )
             )
-            st.running = holder is not None and holder.source == src.name
+            st.running = src.name in running
             for row in s.scalars(
                 select(FileRow)
                 .where(FileRow.source_id == src.id, FileRow.status.in_([FAILED, SKIPPED]))

@@ -47,6 +47,9 @@ class SyncSummary:
         if len(self.unlistable) < MAX_LISTED:
             self.unlistable.append(issue)
 
+    # With distributed workers: batches sent, resends, duplicates, files per worker.
+    distributed: dict[str, Any] | None = None
+
     def add_issue(self, status: str, issue: FileIssue) -> None:
         if status == "failed":
             self.failed_count += 1
@@ -85,4 +88,6 @@ class SyncSummary:
         out["lists_truncated"] = self.failed_count > len(self.failed) or self.skipped_count > len(
             self.skipped
         )
+        if self.distributed is not None:
+            out["distributed"] = dict(self.distributed)
         return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -186,6 +187,13 @@ class Writer:
         pending = _Pending(item, chunks, [None] * len(chunks), len(chunks))
         for i in range(len(chunks)):
             self._to_embed.append((pending, i))
+
+    def embedded(
+        self, item: Index, chunks: list[ChunkData], vectors: Sequence[list[float]]
+    ) -> None:
+        """A file parsed *and* embedded elsewhere (distributed workers): ready to write."""
+        self.summary.embedded += len(chunks)
+        self._add_ready(_Ready(item, new_points(self.source, item, chunks, vectors), reused=False))
 
     def reuse(self, item: Index) -> bool:
         """Copy the donor's points for ``item``; ``False`` if they no longer match (parse it)."""

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
 K8S_MANIFESTS = DEPLOY / "k8s" / "manifests"
+K8S_OPTIONAL = DEPLOY / "k8s" / "optional"  # applied on purpose (the GPU embedding server)
 QDRANT_VALUES = DEPLOY / "k8s" / "helm" / "qdrant-values.yaml"
 SYSTEMD_DIR = DEPLOY / "systemd"
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
@@ -29,8 +30,9 @@ def compose() -> dict[str, Any]:
 
 
 def k8s_documents() -> list[tuple[Path, dict[str, Any]]]:
+    """Every Kubernetes document: manifests/ and the optional ones (held to the same rules)."""
     docs: list[tuple[Path, dict[str, Any]]] = []
-    for path in sorted(K8S_MANIFESTS.glob("*.yaml")):
+    for path in [*sorted(K8S_MANIFESTS.glob("*.yaml")), *sorted(K8S_OPTIONAL.glob("*.yaml"))]:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
                 docs.append((path, doc))

@@ -23,6 +23,7 @@ def _command_lines() -> dict[str, list[str]]:
     lines: dict[str, list[str]] = {}
     compose = files.compose()
     lines["compose:ui"] = compose["services"]["ui"]["command"]
+    lines["compose:ingest-worker"] = compose["services"]["ingest-worker"]["command"]
     loop = " ".join(compose["services"]["ingest"]["command"])
     script = compose["services"]["migrate"]["command"][0]
     for n, step in enumerate(s.strip() for s in script.split(";")):
@@ -65,10 +66,12 @@ def test_all_deploy_command_lines_were_found() -> None:
     assert {
         "compose:ui",
         "compose:ingest",
+        "compose:ingest-worker",
         "compose:migrate:1",
         "compose:migrate:2",
         "k8s:enclave-ui",
         "k8s:enclave-ingest-corp",
+        "k8s:enclave-ingest-worker",
         "systemd:enclave-ui",
         "systemd:enclave-ingest",
         "docker:CMD",

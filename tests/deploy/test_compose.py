@@ -65,7 +65,7 @@ def test_schema_rejects_a_broken_compose_file(mutate: Any, where: str) -> None:
 def test_engines_live_only_on_the_internal_network() -> None:
     doc = files.compose()
     assert doc["networks"]["app"]["internal"] is True
-    for name in ("qdrant", "postgres", "llm", "vllm"):
+    for name in ("qdrant", "postgres", "llm", "vllm", "redis", "embed"):
         svc = doc["services"][name]
         assert svc["networks"] == ["app"], name
         assert "ports" not in svc, f"{name} must not publish ports"
@@ -130,10 +130,11 @@ def _default(value: str) -> str:
 
 def test_gpus_are_named_and_never_shared_between_llm_servers() -> None:
     """`count: N` means GPUs 0..N-1 in every container (Docker tracks nothing across them), so
-    the vLLM profile beside the llama.cpp server would double up on GPU 0."""
+    the vLLM profile (or the GPU embedding server) beside the llama.cpp server would double up
+    on GPU 0."""
     doc = files.compose()
     taken: dict[str, str] = {}
-    for name in ("llm", "vllm"):
+    for name in ("llm", "vllm", "embed"):
         (dev,) = doc["services"][name]["deploy"]["resources"]["reservations"]["devices"]
         assert "count" not in dev, f"{name}: reserve GPUs by device_ids, not count"
         for gpu in dev["device_ids"]:
@@ -174,7 +175,7 @@ def test_vllm_profile_is_tensor_parallel_with_the_same_model_name() -> None:
 
 def test_app_containers_run_unprivileged() -> None:
     doc = files.compose()
-    for name in ("ui", "ingest"):
+    for name in ("ui", "ingest", "ingest-worker"):
         svc = doc["services"][name]
         assert svc["user"] == "10001:10001"
         assert svc["read_only"] is True

@@ -175,7 +175,7 @@ def test_network_policies_default_deny_and_ui_reaches_only_its_backends() -> Non
                 targets.append(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
             else:
                 targets.append(f"ipBlock:{rule['ports'][0]['port']}")
-    assert sorted(targets) == ["enclave-llm", "ipBlock:443", "ipBlock:5432", "qdrant"]
+    assert sorted(targets) == ["enclave-llm", "ipBlock:443", "ipBlock:5432", "qdrant", "redis"]
     llm = _policy("llm")
     (rule,) = llm["spec"]["ingress"]
     assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in rule["from"]] == [

@@ -31,6 +31,7 @@ IMAGE_USERS: dict[str, tuple[int, tuple[int, ...]]] = {
     "postgres": (999, (999,)),
     "llm": (0, (0,)),
     "vllm": (0, (0,)),
+    "embed": (0, (0,)),  # Text Embeddings Inference runs as root (it mounts no secret)
 }
 DEPLOYER = 4242  # a host user running make-secrets.sh, neither root nor a container's uid
 
@@ -192,7 +193,9 @@ def test_every_k8s_container_can_read_its_secret_files() -> None:
             groups = (sc.get("runAsGroup"), psc.get("fsGroup"), *psc.get("supplementalGroups", []))
             gids = tuple(g for g in groups if g is not None)
             for mount in c.get("volumeMounts", []):
-                vol = volumes[mount["name"]]
+                vol = volumes.get(mount["name"])
+                if vol is None:  # a StatefulSet's volumeClaimTemplates: a claim, never a Secret
+                    continue
                 if "secret" not in vol:
                     continue
                 keys = [i["path"] for i in vol["secret"].get("items", [])] or ["<each key>"]
@@ -204,7 +207,9 @@ def test_every_k8s_container_can_read_its_secret_files() -> None:
                         f"{key}: root:{fgid} {stat.filemode(st.st_mode)}"
                     )
                     checked.append(name)
-    assert {"llm", "enclave-ui", "enclave-ingest-corp"} <= set(checked)
+    assert {"llm", "enclave-ui", "enclave-ingest-corp", "enclave-ingest-worker", "redis"} <= set(
+        checked
+    )
 
 
 def test_k8s_model_matches_the_llm_bug() -> None:

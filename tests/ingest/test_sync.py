@@ -233,3 +233,76 @@ def test_guards(tmp_path: Path) -> None:
         s.execute(update(IndexMetaRow).values(embedding_model="/models/other"))
     with pytest.raises(EmbeddingChangedError, match="cannot be mixed"):
         run_sync(settings, root, "handbook", workers=1)
+
+
+OTHER_DOCS = {
+    "onboarding/first-day.md": "# First day\n\nCollect your badge at reception at 9am. Your "
+    "manager walks you through the security briefing before lunch.\n",
+    "onboarding/equipment.md": "# Equipment\n\nLaptops are imaged by IT within two days. Order a "
+    "second screen through the service desk.\n",
+    "facilities/parking.md": "# Parking\n\nThe garage opens at 6am. Electric cars charge on "
+    "level -2 for free during working hours.\n",
+}
+
+
+def test_two_sources_sync_in_parallel_into_one_index(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-source locks: two shares sync at the same time through one index (as in the UI
+    process, or two processes on a Qdrant server); the result equals syncing them in turn."""
+    import threading
+
+    from core.errors import SyncInProgressError
+    from ingest.index import open_index
+    from ingest.sync.lock import store_identity
+    from ingest.sync.status import sync_holder
+
+    hr, it = tmp_path / "hr-share", tmp_path / "it-share"
+    write_docs(hr)
+    write_docs(it, OTHER_DOCS)
+    settings = settings_for(tmp_path, db_url)
+    monkeypatch.setenv("ENCLAVE_FAULTS", "commit:*=sleep:0.4")  # widen both write phases
+    index = open_index(settings)
+    results: dict[str, object] = {}
+
+    def sync(root: Path, name: str) -> None:
+        try:
+            results[name] = run_sync(settings, root, name, workers=1, index=index)
+        except BaseException as exc:
+            results[name] = exc
+
+    threads = [
+        threading.Thread(target=sync, args=(hr, "hr")),
+        threading.Thread(target=sync, args=(it, "it")),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        both_running = False
+        deadline = time.time() + 300
+        while any(t.is_alive() for t in threads) and time.time() < deadline:
+            running = {s.name for s in collect_status(settings) if s.running}
+            both_running = both_running or running == {"hr", "it"}
+            if both_running and "again" not in results:
+                try:  # the same source is still refused while it runs
+                    run_sync(settings, hr, "hr", workers=1, index=index)
+                except SyncInProgressError as exc:
+                    results["again"] = exc
+            time.sleep(0.05)
+        for t in threads:
+            t.join(timeout=300)
+    finally:
+        index.close()
+    assert both_running, "the two syncs never held their locks at the same time"
+    assert isinstance(results["again"], SyncInProgressError)
+    assert "source 'hr'" in results["again"].message
+    assert getattr(results["hr"], "added", None) == 6, results["hr"]
+    assert getattr(results["it"], "added", None) == 3, results["it"]
+    assert sync_holder(settings) is None and store_identity(settings)
+    monkeypatch.delenv("ENCLAVE_FAULTS")
+    reference = settings_for(tmp_path, name="sequential")
+    run_sync(reference, hr, "hr", workers=1)
+    run_sync(reference, it, "it", workers=1)
+    from tests.ingest.conftest import assert_same_index
+
+    assert_same_index(dump_index(settings), dump_index(reference))

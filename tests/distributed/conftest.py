@@ -1,0 +1,285 @@
+"""Real components for the distributed-ingestion tests: ``redis-server`` (Debian) on a free
+loopback port and real ``ingest worker`` processes (Celery prefork, the packaged MiniLM).
+
+Every process a test starts runs in its own session and is ended by process group (SIGTERM,
+then SIGKILL), so a test that kills or fails never leaves a worker or a broker behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ingest.conftest import REPO, RULES_YAML
+
+WORKER_READY_S = 300.0  # loading MiniLM on a busy 2-core machine took up to ~60 s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop_group(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    with contextlib.suppress(ProcessLookupError):  # leftovers: prefork children, parsers
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@dataclass
+class RedisServer:
+    """A loopback ``redis-server`` without persistence (a restart comes back empty)."""
+
+    binary: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        import redis
+
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if client.ping():
+                    return self
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.05)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc, grace=5)
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed in CI: .ci/run must install it")
+        pytest.skip("redis-server not installed (Debian package redis-server; .ci/run has it)")
+    server = RedisServer(binary, tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def broker(redis_server: RedisServer) -> Iterator[RedisServer]:
+    """The session's broker, emptied before and after the test (restarted if a test killed it)."""
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    redis_server.client().flushall()
+    yield redis_server
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    redis_server.client().flushall()
+
+
+def write_dist_config(
+    where: Path,
+    data_dir: Path,
+    broker_url: str | None,
+    ingest: dict[str, Any] | None = None,
+    extra: str = "",
+) -> Path:
+    """Coordinator/worker config: small batches and a short lease, so tests recover fast."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "access.yaml").write_text(RULES_YAML)
+    values: dict[str, Any] = {
+        "workers": 1,
+        "commit_chunks": 4,
+        "task_files": 2,
+        "lease_ttl_s": 3,
+        "worker_wait_s": 300,
+        "broker_wait_s": 120,
+    }
+    if broker_url:
+        values["broker_url"] = broker_url
+    values.update(ingest or {})
+    lines = [f'data_dir = "{data_dir}"', 'access_rules = "access.yaml"', "[ingest]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    config = where / "enclave.toml"
+    config.write_text("\n".join(lines) + "\n" + extra)
+    return config
+
+
+@dataclass
+class WorkerProc:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def child_pids(self) -> list[int]:
+        """Every process of this worker's session except its main process."""
+        out = subprocess.run(["pgrep", "-s", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split() if int(p) != self.proc.pid]
+
+    def kill9_all(self) -> None:
+        """The machine is gone: SIGKILL every process of the worker at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def start_workers(broker: RedisServer, tmp_path: Path) -> Iterator[Any]:
+    """``start_workers(config, n, env=None) -> list[WorkerProc]``, each ready (model loaded)."""
+    started: list[WorkerProc] = []
+
+    def start(config: Path, n: int = 2, env: dict[str, str] | None = None) -> list[WorkerProc]:
+        new = []
+        for _ in range(n):
+            name = f"w{len(started)}"
+            log = tmp_path / f"worker-{name}.log"
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ingest.cli",
+                        "worker",
+                        "--config",
+                        str(config),
+                        "--name",
+                        f"{name}@%h",
+                        "--loglevel",
+                        "info",
+                    ],
+                    cwd=REPO,
+                    env=_env(env),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            worker = WorkerProc(name, proc, log)
+            started.append(worker)
+            new.append(worker)
+        wait_ready(broker, new)
+        return new
+
+    yield start
+    for worker in started:
+        _stop_group(worker.proc)
+
+
+def wait_ready(broker: RedisServer, workers: list[WorkerProc]) -> None:
+    """Until every worker's process announced itself (model loaded) in the broker."""
+    from ingest.distributed import keys
+
+    client = broker.client()
+    deadline = time.monotonic() + WORKER_READY_S
+    host = socket.gethostname()
+    while True:
+        members = {m.decode() for m in client.zrangebyscore(keys.WORKERS, time.time(), "+inf")}
+        ready = [w for w in workers if any(f"{host}:{p}" in members for p in w.child_pids())]
+        if len(ready) == len(workers):
+            return
+        for w in workers:
+            if w.proc.poll() is not None:
+                raise AssertionError(f"worker {w.name} exited: {w.log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            logs = "\n".join(w.log.read_text()[-1500:] for w in workers)
+            raise AssertionError(f"workers not ready in {WORKER_READY_S} s:\n{logs}")
+        time.sleep(0.2)
+
+
+def start_sync(config: Path, root: Path, source: str = "handbook") -> subprocess.Popen[str]:
+    """``ingest sync ... --json`` as a real coordinator process."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ingest.cli",
+            "sync",
+            str(root),
+            "--source",
+            source,
+            "--json",
+            "--config",
+            str(config),
+        ],
+        cwd=REPO,
+        env=_env(None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_lease(broker: RedisServer, timeout: float = 300) -> dict[str, Any]:
+    """The holder (host, pid of the Celery process) of the first batch lease that appears."""
+    client = broker.client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for key in client.scan_iter(match="enclave:ingest:*:lease:*"):
+            value = client.get(key)
+            if value:
+                return dict(json.loads(value))
+        time.sleep(0.02)
+    raise AssertionError("no worker took a batch")
