@@ -356,6 +356,32 @@ class AuditLog:
         return bool(cps)
 
     # Read -------------------------------------------------------------------------------
+    def iter_records(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        event_type: str | None = None,
+        user_id: str | None = None,
+        batch: int = 2000,
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching record, oldest first, read in batches of ``batch`` (exports and
+        reports over a log of any length)."""
+        after = 0
+        while True:
+            found = self.records(
+                since=since,
+                until=until,
+                event_type=event_type,
+                user_id=user_id,
+                after_id=after,
+                limit=batch,
+            )
+            if not found:
+                return
+            yield from found
+            after = found[-1]["id"]
+
     def records(
         self,
         *,

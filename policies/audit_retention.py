@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -108,29 +108,6 @@ def purge_older_than(
     return PurgeResult(int(res.rowcount), int(through), cp_id, format_ts(cutoff))
 
 
-def _export_rows(
-    log: AuditLog,
-    since: datetime | None,
-    until: datetime | None,
-    event_type: str | None = None,
-    user_id: str | None = None,
-) -> Iterator[dict[str, Any]]:
-    after = 0
-    while True:
-        batch = log.records(
-            since=since,
-            until=until,
-            event_type=event_type,
-            user_id=user_id,
-            after_id=after,
-            limit=2000,
-        )
-        if not batch:
-            return
-        yield from batch
-        after = batch[-1]["id"]
-
-
 def export(
     log: AuditLog,
     key: Ed25519PrivateKey,
@@ -172,7 +149,7 @@ def export(
     writer = csv.DictWriter(out, fieldnames=columns) if fmt == "csv" else None
     if writer is not None:
         writer.writeheader()
-    for rec in _export_rows(log, since, until, event_type, user_id):
+    for rec in log.iter_records(since=since, until=until, event_type=event_type, user_id=user_id):
         if rec["id"] > head_id:
             break  # appended while exporting: the next export has it
         if keep is not None and not keep(rec):

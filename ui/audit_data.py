@@ -8,7 +8,7 @@ log as ``doc_id`` s; their paths come from the ingest state.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,6 @@ from core.settings import Settings
 from policies.audit import AuditLog
 
 REQUEST_EVENTS = ("ask", "refusal")
-_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -28,31 +27,6 @@ class AuditFilter:
     event_type: str | None = None
     decision: str | None = None  # "allowed" | "refused"
     doc_ids: frozenset[str] | None = None  # None: no document filter
-
-
-def iter_records(
-    log: AuditLog,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    event_type: str | None = None,
-    user_id: str | None = None,
-) -> Iterator[dict[str, Any]]:
-    """All matching records, oldest first, in batches."""
-    after = 0
-    while True:
-        batch = log.records(
-            since=since,
-            until=until,
-            event_type=event_type,
-            user_id=user_id,
-            after_id=after,
-            limit=_BATCH,
-        )
-        if not batch:
-            return
-        yield from batch
-        after = batch[-1]["id"]
 
 
 def refused(record: dict[str, Any]) -> bool:
@@ -77,8 +51,7 @@ def search(log: AuditLog, flt: AuditFilter, limit: int = 500) -> list[dict[str, 
     """Newest first, at most ``limit`` records."""
     found = [
         r
-        for r in iter_records(
-            log,
+        for r in log.iter_records(
             since=flt.since,
             until=flt.until,
             event_type=flt.event_type,

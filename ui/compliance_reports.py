@@ -8,14 +8,14 @@ import streamlit as st
 
 from policies.identity import Principal
 from ui import runtime
-from ui.audit_data import build_reports, doc_paths, iter_records
+from ui.audit_data import build_reports, doc_paths
 
 
 def render(principal: Principal) -> None:
     st.title("Usage reports")
     months = st.slider("Months to cover", 1, 24, 12, key="reports_months")
     since = datetime.now(UTC) - timedelta(days=31 * months)
-    reports = build_reports(iter_records(runtime.policies().audit, since=since))
+    reports = build_reports(runtime.policies().audit.iter_records(since=since))
 
     st.subheader("Active users per month")
     st.caption(

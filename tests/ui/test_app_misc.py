@@ -163,6 +163,9 @@ def test_sync_runner_runs_one_at_a_time(tmp_path: Path) -> None:
         def counters(self) -> dict[str, int]:
             return {"added": 1}
 
+        def as_dict(self) -> dict[str, int]:
+            return {"added": 1}
+
     def slow_sync(*args: Any, **kwargs: Any) -> Summary:
         calls.append(args)
         release.wait(30)

@@ -367,7 +367,9 @@ def test_admin_watches_a_sync_finish_without_clicking(browser: Any, served: Serv
             running_shot = True
         time.sleep(0.3)
     assert finished.count() == 1, "the page did not show the end of the sync by itself"
-    page.get_by_role("heading", name="extra").wait_for(timeout=30_000)  # the new source
+    # the new source (.first: while Streamlit reruns the page, the old render may still be
+    # on screen beside the new one for a moment)
+    page.get_by_role("heading", name="extra").first.wait_for(timeout=30_000)
     page.get_by_text("3 files added").first.wait_for(timeout=10_000)
     shot(page, "09-admin-sync-finished")
     # The UI process went back to its idle set of processes.
