@@ -42,13 +42,21 @@ def render_sources(
             for i, cite in enumerate(citations):
                 with st.popover(literal(chip_label(cite)), width="content", key=f"chip_{key}_{i}"):
                     _passage(principal, cite, str(cite.get("chunk_id") or "") in readable, key, i)
-    if also_retrieved:
-        names = sorted({str(s.get("path") or "") for s in also_retrieved} - {""})
-        if names:
-            st.caption(
-                "Also retrieved, not used in this answer: "
-                + literal(", ".join(PurePosixPath(n).name for n in names))
-            )
+    names = uncited_files(citations, also_retrieved)
+    if names:
+        st.caption(
+            "Also retrieved, not used in this answer: "
+            + literal(", ".join(PurePosixPath(n).name for n in names))
+        )
+
+
+def uncited_files(
+    citations: list[dict[str, Any]], also_retrieved: list[dict[str, Any]]
+) -> list[str]:
+    """The retrieved files no citation comes from. Files, not chunks: another passage of a
+    cited file is not "not used in this answer"."""
+    cited = {str(c.get("path") or "") for c in citations}
+    return sorted({str(s.get("path") or "") for s in also_retrieved} - cited - {""})
 
 
 def _passage(principal: Principal, cite: dict[str, Any], readable: bool, key: str, i: int) -> None:

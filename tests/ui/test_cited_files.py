@@ -138,3 +138,13 @@ def test_the_download_button_rechecks_the_account_when_pressed(env: UIEnv) -> No
     runtime.for_key().policies().accounts.disable("alice")
     with pytest.raises(AccessDeniedError):
         _deferred_read(ALICE, chunk(TRAVEL))()
+
+
+def test_a_cited_file_is_not_also_listed_as_unused() -> None:
+    """Another chunk of a cited file is retrieved too: the file is cited, not "not used"."""
+    from ui.citations import uncited_files
+
+    cites = [{"n": 1, "path": "general/travel.pdf"}]
+    also = [{"path": "general/travel.pdf"}, {"path": "it/vpn.md"}, {"path": "it/vpn.md"}]
+    assert uncited_files(cites, also) == ["it/vpn.md"]
+    assert uncited_files([], also) == ["general/travel.pdf", "it/vpn.md"]
