@@ -268,8 +268,34 @@ def _other_winbindd() -> bool:
         s.close()
 
 
+def reap_orphans() -> list[int]:
+    """Stop test DCs left by a test session that was killed before its teardown (their working
+    directory is ``/tmp/enclave-dc-<pid>`` of a pytest process that no longer runs); returns
+    the pids stopped. A DC of a live session is left alone."""
+    stopped: list[int] = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        name = Path(cwd).name
+        if not name.startswith("enclave-dc-") or not name[len("enclave-dc-") :].isdigit():
+            continue
+        owner = int(name[len("enclave-dc-") :])
+        if Path(f"/proc/{owner}").exists():
+            continue
+        with contextlib.suppress(OSError):
+            os.kill(int(proc.name), signal.SIGKILL)
+            stopped.append(int(proc.name))
+    return stopped
+
+
 def start(dc: DC, timeout_s: float = 90.0) -> float:
     """Start samba; seconds until LDAP and SMB answered."""
+    if reap_orphans():
+        time.sleep(1)  # let the killed samba release its ports
     for port in (389, 636, dc.smb_port):
         if _port_open(dc.ip, port):
             raise RuntimeError(f"{dc.ip}:{port} is taken by another process")
