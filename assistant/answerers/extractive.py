@@ -18,6 +18,7 @@ answer it, and lists the closest documents as "also retrieved".
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator, Sequence
 
 from assistant.answerers.base import Draft, abstention
@@ -170,13 +171,21 @@ def _merge(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
 
 def where(chunk: RetrievedChunk) -> str:
     """ "Title (section)": the document's title and the most specific heading of the chunk."""
-    # Titles and headings as written in the source may carry HTML entities ("Q&amp;A").
-    title = html.unescape(chunk.title or chunk.path.rsplit("/", 1)[-1])
+    title = _plain(chunk.title or chunk.path.rsplit("/", 1)[-1])
     title = title[:1].upper() + title[1:]
-    section = html.unescape((chunk.section or "").split(" > ")[-1].strip())
+    section = _plain((chunk.section or "").split(" > ")[-1].strip())
     if section and section.casefold() not in title.casefold():
         return f"{title} ({section})"
     return title
+
+
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+
+
+def _plain(label: str) -> str:
+    """A title or heading as text: Markdown titles may carry inline HTML ("<em>before</em>")
+    and entities ("Q&amp;A")."""
+    return html.unescape(_TAG.sub("", label)).strip()
 
 
 def _frame(chunk: RetrievedChunk, quote: str, n: int, *, first: bool) -> str:

@@ -137,13 +137,15 @@ def test_a_sentence_two_chunks_share_is_quoted_once() -> None:
     assert draft.text.count("The per diem abroad is 75 EUR per day.") == 1
 
 
-def test_html_entities_in_titles_are_shown_as_characters() -> None:
+def test_html_in_titles_is_shown_as_text() -> None:
     from dataclasses import replace
 
     from assistant.answerers.extractive import where
 
     c = replace(TRAVEL, title="Logging in &amp; Networks", section="Q&amp;A")
     assert where(c) == "Logging in & Networks (Q&A)"
+    c = replace(TRAVEL, title="Set up travel <em>before</em> onboarding", section=None)
+    assert where(c) == "Set up travel before onboarding"
 
 
 def test_units_of_all_new_chunks_are_embedded_in_one_call() -> None:
