@@ -157,7 +157,7 @@ def retrieve(
             _run_batch(batch, one)
             return
         if not question:
-            raise typer.BadParameter("give a QUESTION or --batch FILE")
+            raise UsageError("give a QUESTION or --batch FILE")
         out = one(_question(question))
         if as_json:
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
@@ -183,7 +183,7 @@ def ask(
             _run_batch(batch, lambda q: assistant.ask(q, principal).to_json())
             return
         if not question:
-            raise typer.BadParameter("give a QUESTION or --batch FILE")
+            raise UsageError("give a QUESTION or --batch FILE")
         question = _question(question)
         if as_json:
             answer = assistant.ask(question, principal)

@@ -72,3 +72,11 @@ def test_batch_with_invalid_text(sample_settings: Settings, tmp_path: Path) -> N
         assert [x.get("id") for x in lines] == ["a", "b"], lines
         assert lines[0]["code"] == "cli.batch" and "UTF-8" in lines[0]["error"]
         assert "error" not in lines[1]
+
+
+def test_no_question_is_a_usage_error(sample_settings: Settings, tmp_path: Path) -> None:
+    cfg = _config(sample_settings, tmp_path)
+    for command in ("retrieve", "ask"):
+        r = CliRunner().invoke(app, [command, "", "--user", "bob", "--config", str(cfg)])
+        assert r.exit_code == 2, r.output
+        assert "[cli.usage] give a QUESTION or --batch FILE" in r.output
