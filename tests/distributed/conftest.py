@@ -23,9 +23,13 @@ from typing import Any
 
 import pytest
 
-from tests.ingest.conftest import REPO, RULES_YAML
+from core.settings import load_settings
+from ingest.sync.run import run_sync
+from tests.ingest.conftest import REPO, RULES_YAML, dump_index, write_docs
 
 WORKER_READY_S = 300.0  # loading MiniLM on a busy 2-core machine took up to ~60 s
+SLOW_PARSE = {"ENCLAVE_FAULTS": "parse:*=sleep:0.6"}
+"""Every parse takes 0.6 s longer: a batch lasts long enough to kill its worker inside it."""
 
 
 def free_port() -> int:
@@ -34,7 +38,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stop_group(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
+def stop_group(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -48,16 +52,20 @@ def _stop_group(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
 
 @dataclass
 class RedisServer:
-    """A loopback ``redis-server`` without persistence (a restart comes back empty)."""
+    """A ``redis-server`` without persistence (a restart comes back empty), on loopback and on
+    any further ``bind`` addresses; ``url`` names the last of them (the one workers use)."""
 
     binary: str
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    bind: tuple[str, ...] = ("127.0.0.1",)
+    password: str | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.bind[-1]}:{self.port}/0"
 
     def start(self) -> RedisServer:
         import redis
@@ -68,7 +76,8 @@ class RedisServer:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                *self.bind,
+                *(["--requirepass", self.password] if self.password else []),
                 "--dir",
                 str(self.workdir),
                 "--save",
@@ -82,7 +91,7 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -100,22 +109,26 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc, grace=5)
+            stop_group(self.proc, grace=5)
 
     def client(self) -> Any:
         import redis
 
-        return redis.Redis.from_url(self.url)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed in CI: .ci/run must install it")
         pytest.skip("redis-server not installed (Debian package redis-server; .ci/run has it)")
-    server = RedisServer(binary, tmp_path_factory.mktemp("redis")).start()
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary(), tmp_path_factory.mktemp("redis")).start()
     try:
         yield server
     finally:
@@ -179,7 +192,7 @@ class WorkerProc:
         self.proc.wait()
 
 
-def _env(extra: dict[str, str] | None) -> dict[str, str]:
+def worker_env(extra: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
     env["HF_HUB_OFFLINE"] = "1"
     env.update(extra or {})
@@ -211,7 +224,7 @@ def start_workers(broker: RedisServer, tmp_path: Path) -> Iterator[Any]:
                         "info",
                     ],
                     cwd=REPO,
-                    env=_env(env),
+                    env=worker_env(env),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -224,7 +237,7 @@ def start_workers(broker: RedisServer, tmp_path: Path) -> Iterator[Any]:
 
     yield start
     for worker in started:
-        _stop_group(worker.proc)
+        stop_group(worker.proc)
 
 
 def wait_ready(broker: RedisServer, workers: list[WorkerProc]) -> None:
@@ -264,7 +277,7 @@ def start_sync(config: Path, root: Path, source: str = "handbook") -> subprocess
             str(config),
         ],
         cwd=REPO,
-        env=_env(None),
+        env=worker_env(None),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -272,14 +285,49 @@ def start_sync(config: Path, root: Path, source: str = "handbook") -> subprocess
     )
 
 
-def wait_for_lease(broker: RedisServer, timeout: float = 300) -> dict[str, Any]:
-    """The holder (host, pid of the Celery process) of the first batch lease that appears."""
+def wait_for_lease(
+    broker: RedisServer, timeout: float = 300, host: str | None = None
+) -> dict[str, Any]:
+    """The holder (host, pid of the Celery process) of the first batch lease that appears (held
+    by a process on ``host``, when given)."""
     client = broker.client()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for key in client.scan_iter(match="enclave:ingest:*:lease:*"):
             value = client.get(key)
             if value:
-                return dict(json.loads(value))
+                holder = dict(json.loads(value))
+                if host is None or holder["host"] == host:
+                    return holder
         time.sleep(0.02)
-    raise AssertionError("no worker took a batch")
+    raise AssertionError(f"no worker{' on ' + host if host else ''} took a batch")
+
+
+def make_tree(root: Path, extra_docs: int = 14) -> Path:
+    """The ingest tests' documents plus ``extra_docs`` small policy pages (6 + extra files)."""
+    write_docs(root)
+    topics = ["parking", "laptops", "visitors", "badges", "printing", "meetings", "travel"]
+    for i in range(extra_docs):
+        topic = topics[i % 7]
+        body = "\n\n".join(
+            f"## Rule {j}\n\nFor {topic} case {i}-{j}, ask the {topic} desk on floor {j + 1}. "
+            f"Requests close after {10 + i + j} working days and need a ticket number."
+            for j in range(1 + i % 4)
+        )
+        (root / "policies").mkdir(parents=True, exist_ok=True)
+        (root / "policies" / f"{topic}-{i:02d}.md").write_text(f"# {topic.title()} {i}\n\n{body}\n")
+    return root
+
+
+def clean_index(tmp: Path, root: Path) -> dict[str, dict[str, Any]]:
+    """The reference: an in-process sync of ``root`` without a broker, into a fresh data dir."""
+    settings = load_settings(write_dist_config(tmp / "clean-cfg", tmp / "clean", None))
+    run_sync(settings, root, "handbook", workers=1)
+    return dump_index(settings)
+
+
+def finish_sync(proc: subprocess.Popen[str], timeout: float = 600) -> dict[str, Any]:
+    """Wait for a ``start_sync`` process; its ``--json`` summary (it must exit 0)."""
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return dict(json.loads(out))

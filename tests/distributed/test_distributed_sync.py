@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -22,49 +21,20 @@ from sqlalchemy import func, select
 
 from core.db import session_scope
 from core.settings import load_settings
-from ingest.sync.run import run_sync
 from ingest.sync.state import FileRow, open_state
 from tests.distributed.conftest import (
+    SLOW_PARSE,
     RedisServer,
+    clean_index,
+    finish_sync,
+    make_tree,
     start_sync,
     wait_for_lease,
     write_dist_config,
 )
-from tests.ingest.conftest import assert_same_index, dump_index, write_docs
+from tests.ingest.conftest import assert_same_index, dump_index
 
 pytestmark = pytest.mark.slow
-
-TOPICS = ["parking", "laptops", "visitors", "badges", "printing", "meetings", "travel"]
-SLOW_PARSE = {"ENCLAVE_FAULTS": "parse:*=sleep:0.6"}
-
-
-def _tree(root: Path, extra_docs: int = 14) -> Path:
-    write_docs(root)
-    for i in range(extra_docs):
-        topic = ["parking", "laptops", "visitors", "badges", "printing", "meetings", "travel"][
-            i % 7
-        ]
-        body = "\n\n".join(
-            f"## Rule {j}\n\nFor {topic} case {i}-{j}, ask the {topic} desk on floor {j + 1}. "
-            f"Requests close after {10 + i + j} working days and need a ticket number."
-            for j in range(1 + i % 4)
-        )
-        (root / "policies").mkdir(parents=True, exist_ok=True)
-        (root / "policies" / f"{topic}-{i:02d}.md").write_text(f"# {topic.title()} {i}\n\n{body}\n")
-    return root
-
-
-def _clean(tmp: Path, root: Path) -> dict[str, dict[str, Any]]:
-    """The reference: an in-process sync of ``root`` without a broker, into a fresh data dir."""
-    settings = load_settings(write_dist_config(tmp / "clean-cfg", tmp / "clean", None))
-    run_sync(settings, root, "handbook", workers=1)
-    return dump_index(settings)
-
-
-def _finish(proc: subprocess.Popen[str], timeout: float = 600) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err[-3000:]
-    return dict(json.loads(out))
 
 
 def _rows(config: Path) -> dict[str, int]:
@@ -77,24 +47,24 @@ def _rows(config: Path) -> dict[str, int]:
 def test_two_workers_sync_exactly_like_in_process(
     broker: RedisServer, start_workers: Any, tmp_path: Path
 ) -> None:
-    root = _tree(tmp_path / "share", extra_docs=6)
+    root = make_tree(tmp_path / "share", extra_docs=6)
     config = write_dist_config(tmp_path / "cfg", tmp_path / "dist", broker.url)
     start_workers(config, 2)
-    summary = _finish(start_sync(config, root))
+    summary = finish_sync(start_sync(config, root))
     assert summary["added"] == 12 and summary["failed_count"] == 0
     assert summary["embedded"] == summary["chunks"] > 0  # embedded by the workers
     dist = summary["distributed"]
     assert dist["batches"] >= 6 and dist["resends"] == 0  # at most 2 files per batch
     assert sum(dist["files_by_worker"].values()) == 12
-    assert_same_index(dump_index(load_settings(config)), _clean(tmp_path, root))
-    again = _finish(start_sync(config, root))  # nothing changed: no batch at all
+    assert_same_index(dump_index(load_settings(config)), clean_index(tmp_path, root))
+    again = finish_sync(start_sync(config, root))  # nothing changed: no batch at all
     assert again["unchanged"] == 12 and "distributed" not in again
 
 
 def test_kill9_of_a_worker_mid_batch_then_the_sync_ends_like_a_clean_one(
     broker: RedisServer, start_workers: Any, tmp_path: Path
 ) -> None:
-    root = _tree(tmp_path / "share")
+    root = make_tree(tmp_path / "share")
     config = write_dist_config(tmp_path / "cfg", tmp_path / "dist", broker.url)
     first, second = start_workers(config, 2, env=SLOW_PARSE)
     sync = start_sync(config, root)
@@ -103,35 +73,35 @@ def test_kill9_of_a_worker_mid_batch_then_the_sync_ends_like_a_clean_one(
     victim = next(w for w in (first, second) if holder["pid"] in w.child_pids())
     survivor = second if victim is first else first
     victim.kill9_all()  # main process, prefork child and its parser: the machine is gone
-    summary = _finish(sync)
+    summary = finish_sync(sync)
     dist = summary["distributed"]
     assert dist["resends"] >= 1, dist
     assert summary["failed_count"] == 0 and summary["added"] == 20
     assert survivor.proc.poll() is None
     assert _rows(config) == {"ok": 20}
-    assert_same_index(dump_index(load_settings(config)), _clean(tmp_path, root))
+    assert_same_index(dump_index(load_settings(config)), clean_index(tmp_path, root))
 
 
 def test_kill9_of_a_prefork_child_is_requeued(
     broker: RedisServer, start_workers: Any, tmp_path: Path
 ) -> None:
-    root = _tree(tmp_path / "share", extra_docs=8)
+    root = make_tree(tmp_path / "share", extra_docs=8)
     config = write_dist_config(tmp_path / "cfg", tmp_path / "dist", broker.url)
     (worker,) = start_workers(config, 1, env=SLOW_PARSE)
     sync = start_sync(config, root)
     holder = wait_for_lease(broker)
     time.sleep(0.3)
     os.kill(int(holder["pid"]), signal.SIGKILL)  # the Celery process running the batch
-    summary = _finish(sync)
+    summary = finish_sync(sync)
     assert summary["failed_count"] == 0 and summary["added"] == 14
     assert worker.proc.poll() is None  # Celery replaced its child
-    assert_same_index(dump_index(load_settings(config)), _clean(tmp_path, root))
+    assert_same_index(dump_index(load_settings(config)), clean_index(tmp_path, root))
 
 
 def test_kill9_of_the_broker_mid_sync(
     broker: RedisServer, start_workers: Any, tmp_path: Path
 ) -> None:
-    root = _tree(tmp_path / "share")
+    root = make_tree(tmp_path / "share")
     config = write_dist_config(tmp_path / "cfg", tmp_path / "dist", broker.url)
     start_workers(config, 2, env=SLOW_PARSE)
     sync = start_sync(config, root)
@@ -140,17 +110,17 @@ def test_kill9_of_the_broker_mid_sync(
     broker.kill9()  # no persistence: it comes back empty (queue, leases, results gone)
     time.sleep(3.0)
     broker.start()
-    summary = _finish(sync)
+    summary = finish_sync(sync)
     dist = summary["distributed"]
     assert dist["broker_errors"] >= 1 and dist["broker_state_lost"] == 1, dist
     assert summary["failed_count"] == 0 and summary["added"] == 20
-    assert_same_index(dump_index(load_settings(config)), _clean(tmp_path, root))
+    assert_same_index(dump_index(load_settings(config)), clean_index(tmp_path, root))
 
 
 def test_kill9_of_the_coordinator_then_a_rerun(
     broker: RedisServer, start_workers: Any, tmp_path: Path
 ) -> None:
-    root = _tree(tmp_path / "share")
+    root = make_tree(tmp_path / "share")
     config = write_dist_config(tmp_path / "cfg", tmp_path / "dist", broker.url)
     start_workers(config, 2, env=SLOW_PARSE)
     sync = start_sync(config, root)
@@ -166,16 +136,16 @@ def test_kill9_of_the_coordinator_then_a_rerun(
     sync.send_signal(signal.SIGKILL)
     sync.wait()
     assert _rows(config).get("ok", 0) < 20
-    summary = _finish(start_sync(config, root))
+    summary = finish_sync(start_sync(config, root))
     assert summary["failed_count"] == 0
     assert _rows(config) == {"ok": 20}
-    assert_same_index(dump_index(load_settings(config)), _clean(tmp_path, root))
+    assert_same_index(dump_index(load_settings(config)), clean_index(tmp_path, root))
 
 
 def test_a_worker_with_another_embedding_config_is_refused(
     broker: RedisServer, start_workers: Any, tmp_path: Path
 ) -> None:
-    root = _tree(tmp_path / "share", extra_docs=0)
+    root = make_tree(tmp_path / "share", extra_docs=0)
     coordinator = write_dist_config(tmp_path / "cfg", tmp_path / "dist", broker.url)
     other = write_dist_config(
         tmp_path / "worker-cfg",
@@ -192,7 +162,7 @@ def test_a_worker_with_another_embedding_config_is_refused(
 
 
 def test_no_worker_is_a_clear_error(broker: RedisServer, tmp_path: Path) -> None:
-    root = _tree(tmp_path / "share", extra_docs=0)
+    root = make_tree(tmp_path / "share", extra_docs=0)
     config = write_dist_config(
         tmp_path / "cfg", tmp_path / "dist", broker.url, {"worker_wait_s": 3}
     )
