@@ -12,7 +12,7 @@ STAMP := $(VENV)/.enclave-installed
 $(STAMP): pyproject.toml Makefile deploy/install.sh
 	# The one install recipe, also used by the image and the systemd install (its header
 	# says what it does and why; docs/parsing.md, "Install recipe for PDFs").
-	bash deploy/install.sh --venv $(VENV) --python $(PYTHON) --editable --extras dev,onnx
+	bash deploy/install.sh --venv $(VENV) --python $(PYTHON) --editable --extras dev
 	touch $(STAMP)
 
 venv: $(STAMP)

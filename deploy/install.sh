@@ -3,7 +3,7 @@
 # the container image (deploy/docker/Dockerfile) and the single-VM install (docs/deploy.md) all
 # run this script, so the three cannot drift apart. Do not repeat its steps elsewhere.
 #
-#   deploy/install.sh --venv DIR [--python PY] [--extras dev,onnx] [--editable]
+#   deploy/install.sh --venv DIR [--python PY] [--extras dev] [--editable]
 #                     [--torch-index-url URL] [--cpu-torch] [--src DIR] [--dry-run]
 #
 # Steps, in this order (docs/parsing.md, "Install recipe for PDFs"):
@@ -16,7 +16,9 @@
 #   4. unstructured-inference==1.6.14 with --no-deps: unstructured imports it for every PDF,
 #      and its declared dependencies (timm -> torchvision) break transformers beside torch
 #      2.13.0 CPU. pyproject.toml lists what its import chain needs instead.
-#   5. check: torch is 2.13.0 (--cpu-torch: a build without CUDA), and unstructured's PDF
+#   5. export the default embedding model to ONNX into DIR/share/enclave/models
+#      (`ingest prepare-model`): the default backend runs it, so no process exports at run time
+#   6. check: torch is 2.13.0 (--cpu-torch: a build without CUDA), and unstructured's PDF
 #      partitioner imports.
 #
 # System packages are not installed here (the image installs them in its runtime stage, the
@@ -88,7 +90,10 @@ fi
 # 4) PDF parsing: unstructured-inference without its declared dependencies
 run "$py" -m pip install -q --no-deps "unstructured-inference==$UNSTRUCTURED_INFERENCE_VERSION"
 
-# 5) what the steps promise
+# 5) the embedding backend's ONNX export (of $ENCLAVE_CONFIG's model, else the default), made once
+run "$py" -m ingest.cli prepare-model
+
+# 6) what the steps promise
 run "$py" -c "import torch; v = torch.__version__; assert v.split('+')[0] == '$TORCH_VERSION', v; \
 assert not ($cpu_torch and torch.version.cuda), 'a CUDA build of torch: ' + v; \
 import unstructured_inference, unstructured.partition.pdf; \

@@ -1,4 +1,5 @@
-"""The ``ingest`` command: ``sync``, ``status`` and ``migrate-index``.
+"""The ``ingest`` command: ``sync``, ``status``, ``worker``, ``migrate-index`` and
+``prepare-model``.
 
 Follows the CLI contract of :mod:`core.cli` (one ``--config``, one error line, one exit-code
 map). For ``sync``: a sync whose files partly failed is still done (exit 0; see the summary);
@@ -311,6 +312,27 @@ def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
                 out.print(f"    [{last.error_code}] {last.error_message}", markup=False)
         for e in src.recent_errors:
             out.print(f"  {e.status}: {e.path}  [{e.code}] {e.message}", markup=False)
+
+
+@app.command("prepare-model")
+def prepare_model(
+    into: Annotated[
+        Path | None,
+        typer.Option(
+            "--into",
+            help="where to put the export (default: the installation's share/enclave/models)",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export the configured embedding model for its ONNX backend once, at install time
+    (deploy/install.sh runs it); without it the first sync exports into the data directory."""
+    from ingest.encoding.sentence_transformer import INSTALLED_MODELS_DIR, prepare_export
+
+    with cli.errors():
+        settings = cli.settings(config)
+        where = prepare_export(settings.embedding, into or INSTALLED_MODELS_DIR)
+    cli.out.print(f"embedding model ready for backend {settings.embedding.backend}: {where}")
 
 
 @app.command("migrate-index")

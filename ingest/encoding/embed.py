@@ -1,8 +1,8 @@
 """Creates the configured :class:`~ingest.encoding.base.Embedder`, warmed up, once per process.
 
-Backends (``embedding.backend``): ``torch`` and ``onnx-int8`` run sentence-transformers in this
-process (:mod:`ingest.encoding.sentence_transformer`); ``openai`` asks an OpenAI-compatible
-``/v1/embeddings`` server (:mod:`ingest.encoding.openai`).
+Backends (``embedding.backend``): ``onnx`` (the default), ``torch`` and ``onnx-int8`` run
+sentence-transformers in this process (:mod:`ingest.encoding.sentence_transformer`); ``openai``
+asks an OpenAI-compatible ``/v1/embeddings`` server (:mod:`ingest.encoding.openai`).
 
 The model is the biggest thing a process loads (seconds and hundreds of MB), so every caller
 in a process shares one instance per configuration. :func:`load_embedder` is the explicit
@@ -32,9 +32,9 @@ def default_models_dir() -> Path:
 def load_embedder(settings: EmbeddingSettings, models_dir: Path | None = None) -> Embedder:
     """The embedder ``settings`` describe, warmed up; later calls with the same settings share it.
 
-    ``models_dir`` (normally ``Settings.models_dir``) holds exported models (ONNX int8)."""
+    ``models_dir`` (normally ``Settings.models_dir``) holds exported models (ONNX)."""
     cache_root = Path(models_dir) if models_dir is not None else default_models_dir()
-    onnx_root = str(cache_root.resolve()) if settings.backend == "onnx-int8" else ""
+    onnx_root = str(cache_root.resolve()) if settings.backend.startswith("onnx") else ""
     key = (
         settings.model,
         settings.backend,

