@@ -1,6 +1,7 @@
 """Enclave's default ingest against the textbook LangChain ingest of the same corpus.
 
-    .venv/bin/python -m bench.langchain_ingest --corpus ../shared/corpus/handbook-18f
+    .venv/bin/python -m bench.langchain_ingest --corpus ../shared/corpus/handbook-18f \
+        [--runs 2] [--embedding-backend onnx|torch|onnx-int8]
 
 Each run is a fresh Python process timed from outside (interpreter, imports, model loading and
 the ingest itself: what a person running either pipeline waits for), alternating Enclave and
@@ -8,7 +9,10 @@ LangChain back to back, best of ``--runs`` each (the machine is shared; the best
 least disturbed).
 
 - **Enclave**: ``run_sync`` of the corpus into a fresh data dir with the default settings
-  (parser processes, the default embedding backend, Qdrant Edge, SQLite state).
+  (parser processes, the default embedding backend or ``--embedding-backend``, Qdrant Edge,
+  SQLite state). The ONNX export is the installation's (``ingest prepare-model``, which
+  ``deploy/install.sh`` runs; for ``onnx-int8`` run it once with that backend configured),
+  so no run includes the one-time export.
 - **LangChain textbook**: every Markdown/text/HTML file read as text (``TextLoader``),
   ``RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)``, the same
   all-MiniLM-L6-v2 through sentence-transformers in fp32 (what ``HuggingFaceEmbeddings`` runs,
@@ -32,12 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
 
 
-def _enclave_once(corpus: Path) -> dict[str, Any]:
+def _enclave_once(corpus: Path, backend: str | None) -> dict[str, Any]:
     from bench.ingest import _settings
     from ingest.sync.run import run_sync
 
     work = Path(tempfile.mkdtemp(prefix="lc-vs-enclave-"))
-    settings, _ = _settings(work, None, None)
+    settings, _ = _settings(work, backend, None)
     summary = run_sync(settings, corpus, "bench")
     return {"chunks": summary.chunks, "files": summary.added, "backend": settings.embedding.backend}
 
@@ -78,12 +82,15 @@ def _langchain_once(corpus: Path) -> dict[str, Any]:
     return {"chunks": len(docs), "files": files, "backend": "torch"}
 
 
-def _run_child(kind: str, corpus: Path) -> dict[str, Any]:
+def _run_child(kind: str, corpus: Path, backend: str | None) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
     env.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    argv = [sys.executable, "-m", "bench.langchain_ingest", "--one", kind, "--corpus", str(corpus)]
+    if backend:
+        argv += ["--embedding-backend", backend]
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.langchain_ingest", "--one", kind, "--corpus", str(corpus)],
+        argv,
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -98,12 +105,13 @@ def _run_child(kind: str, corpus: Path) -> dict[str, Any]:
     return out
 
 
-def compare(corpus: Path, runs: int = 2) -> dict[str, Any]:
+def compare(corpus: Path, runs: int = 2, backend: str | None = None) -> dict[str, Any]:
+    """``backend``: Enclave's ``embedding.backend`` (default: its default)."""
     load = [round(x, 2) for x in os.getloadavg()]
     results: dict[str, list[dict[str, Any]]] = {"enclave": [], "langchain": []}
     for _ in range(runs):
         for kind in ("enclave", "langchain"):
-            results[kind].append(_run_child(kind, corpus))
+            results[kind].append(_run_child(kind, corpus, backend))
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in results.items()}
     return {
         "load_average_start": load,
@@ -122,16 +130,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument(
+        "--embedding-backend",
+        choices=["onnx", "torch", "onnx-int8"],
+        default=None,
+        help="Enclave's embedding backend (default: its default)",
+    )
     parser.add_argument("--one", choices=["enclave", "langchain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     corpus = Path(args.corpus).resolve()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.one == "enclave":
-        print(json.dumps(_enclave_once(corpus)))
+        print(json.dumps(_enclave_once(corpus, args.embedding_backend)))
     elif args.one == "langchain":
         print(json.dumps(_langchain_once(corpus)))
     else:
-        print(json.dumps(compare(corpus, args.runs), indent=2))
+        print(json.dumps(compare(corpus, args.runs, args.embedding_backend), indent=2))
 
 
 if __name__ == "__main__":

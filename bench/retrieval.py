@@ -297,11 +297,11 @@ def main() -> None:
             args.corpus, args.work / index_name, INDEXES[index_name]
         )
         if embedder is None:
-            embedder = load_embedder(settings.embedding)
             if settings.retrieval.serving_torch_threads is not None:  # as the assistant serves
                 import torch
 
                 torch.set_num_threads(settings.retrieval.serving_torch_threads)
+            embedder = load_embedder(settings.embedding)
         index = open_index(settings)
         try:
             info["points"] = index.count()

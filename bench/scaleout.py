@@ -153,15 +153,18 @@ def _celery_run(corpus: Path, tmp: Path, url: str, n: int, raw: float) -> dict[s
 
 
 def _raw_one_thread(texts: list[str]) -> float:
+    """The default backend's raw rate with one thread, as a worker process runs it
+    (``ingest.worker_torch_threads = 1``; ONNX Runtime takes torch's count when it loads)."""
     import torch
 
     from core.settings import EmbeddingSettings
-    from ingest.encoding.embed import load_embedder
+    from ingest.encoding.embed import create_embedder, default_models_dir
 
-    embedder = load_embedder(EmbeddingSettings(backend="torch"))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        embedder = create_embedder(EmbeddingSettings(), default_models_dir())
+        embedder.warm_up()
         embedder.embed_documents(texts[:32])
         t0 = time.perf_counter()
         embedder.embed_documents(texts)
@@ -180,7 +183,7 @@ def _service(texts: list[str], tmp: Path) -> dict[str, Any]:
     binary = infinity_binary()
     if binary is None:
         return {"error": "infinity-emb not installed (ENCLAVE_TEST_INFINITY, .ci/venv-infinity)"}
-    local = load_embedder(EmbeddingSettings(backend="torch"))
+    local = load_embedder(EmbeddingSettings())
     with infinity(binary, tmp / "infinity.log") as base:
         load = [round(x, 2) for x in os.getloadavg()]
         served = load_embedder(

@@ -182,13 +182,14 @@ def _load_onnx(path: Path, model_id: str, backend: str, models_dir: Path) -> Sen
             target = onnx_cache_dir(models_dir, path, model_id, backend)
             if not (target / file_name).exists():
                 _export(path, backend, target)
-        return SentenceTransformer(
-            str(target),
-            device="cpu",
-            backend="onnx",
-            local_files_only=True,
-            model_kwargs={"file_name": file_name, "session_options": _session_options()},
-        )
+        with _quiet_loading():
+            return SentenceTransformer(
+                str(target),
+                device="cpu",
+                backend="onnx",
+                local_files_only=True,
+                model_kwargs={"file_name": file_name, "session_options": _session_options()},
+            )
     except Exception as exc:  # optimum/onnxruntime raise assorted types; report them all
         raise EmbeddingBackendUnavailable(
             f"embedding.backend {backend!r} could not export/load {model_id} with "
@@ -220,18 +221,20 @@ def prepare_export(settings: EmbeddingSettings, into: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
+def _quiet_loading() -> Iterator[None]:
     """sentence-transformers logs that it exports and advises saving into the model's own
     (package) directory: the export here is deliberate and saved elsewhere."""
-    logger = logging.getLogger("sentence_transformers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("sentence_transformers", "transformers")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:  # also transformers' deprecation notice about optimum's arguments
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():  # torch's tracer warns about constants it folds
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _export(path: Path, backend: str, target: Path) -> None:
@@ -241,17 +244,17 @@ def _export(path: Path, backend: str, target: Path) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     staging = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    with _quiet_exporter():
+    with _quiet_loading():
         exported = SentenceTransformer(
             str(path), device="cpu", backend="onnx", local_files_only=True
         )
-    exported.save_pretrained(str(staging))
-    if backend == "onnx-int8":
-        from sentence_transformers.backend import export_dynamic_quantized_onnx_model
+        exported.save_pretrained(str(staging))
+        if backend == "onnx-int8":
+            from sentence_transformers.backend import export_dynamic_quantized_onnx_model
 
-        export_dynamic_quantized_onnx_model(
-            exported, _QUANT_CONFIG, str(staging), file_suffix=_INT8_SUFFIX
-        )
+            export_dynamic_quantized_onnx_model(
+                exported, _QUANT_CONFIG, str(staging), file_suffix=_INT8_SUFFIX
+            )
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         staging.replace(target)

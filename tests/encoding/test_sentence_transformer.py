@@ -5,6 +5,7 @@ backend does."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -139,8 +140,15 @@ class TestOnnxInt8(EmbedderContract):
         return tmp_path_factory.mktemp("models")
 
     @pytest.fixture(scope="class")
-    def embedder(self, models_dir: Path) -> Embedder:
-        return load_embedder(EmbeddingSettings(backend="onnx-int8"), models_dir=models_dir)
+    def embedder(self, models_dir: Path) -> Iterator[Embedder]:
+        """Exported here, even where the installation already has an int8 export."""
+        import ingest.encoding.sentence_transformer as st_module
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(st_module, "INSTALLED_MODELS_DIR", models_dir / "no-install")
+            emb = SentenceTransformerEmbedder(EmbeddingSettings(backend="onnx-int8"), models_dir)
+            emb.warm_up()
+        yield emb
 
     def test_exported_once_into_the_models_dir(self, embedder: Embedder, models_dir: Path) -> None:
         assert isinstance(embedder, SentenceTransformerEmbedder)

@@ -158,7 +158,14 @@ def _cli(served: Served, root: Path, source: str, *extra: str) -> subprocess.Pop
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
+
+
+def _interruptible() -> None:
+    """Ctrl-C reaches the CLI as on a terminal, even when the suite itself was started in the
+    background (a shell starts background jobs with SIGINT ignored, and children inherit it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _request(served: Served, source: str) -> SyncRequestRow | None:
