@@ -45,6 +45,8 @@ def test_steps_run_in_order_torch_first_then_project_then_inference_without_deps
     assert torch_i < project_i < inference_i
     assert "--no-deps" in pips[inference_i]
     assert "-e" in pips[project_i]
+    # the default embedding backend's ONNX export is made once here, after the project
+    assert cmds[-2] == ["/opt/x/bin/python", "-m", "ingest.cli", "prepare-model"]
     check = cmds[-1]
     assert check[1] == "-c" and "unstructured.partition.pdf" in check[2]
 
@@ -118,6 +120,9 @@ def test_recipe_installs_a_working_environment_in_a_clean_venv(tmp_path: Path) -
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "unstructured PDF partitioner OK" in result.stdout
+    assert "embedding model ready for backend onnx" in result.stdout
+    models = venv / "share" / "enclave" / "models" / "embed-onnx"
+    assert list(models.glob("all-MiniLM-L6-v2-*/onnx/model.onnx")), result.stdout[-2000:]
     pdf = tmp_path / "hello.pdf"
     pdf.write_bytes(_tiny_pdf("Enclave install check"))
     probe = (
