@@ -150,9 +150,9 @@ def onnx_support() -> str | None:
     missing = [m for m in ("onnxruntime", "optimum.onnxruntime") if _find(m) is None]
     if missing:
         return (
-            f"{', '.join(missing)} not installed. sentence-transformers' ONNX export needs the "
-            "'onnx' extra (pip install 'enclave[onnx]'); optimum-onnx 0.1 requires "
-            "transformers < 4.58, so that extra resolves to sentence-transformers 5.x"
+            f"{', '.join(missing)} not installed, although Enclave depends on them "
+            "(optimum-onnx[onnxruntime]): reinstall with deploy/install.sh. optimum-onnx 0.1 "
+            "requires transformers < 4.58, hence sentence-transformers 5.x"
         )
     return None
 
