@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,16 +240,25 @@ def start_workers(broker: RedisServer, tmp_path: Path) -> Iterator[Any]:
         stop_group(worker.proc)
 
 
-def wait_ready(broker: RedisServer, workers: list[WorkerProc]) -> None:
-    """Until every worker's process announced itself (model loaded) in the broker."""
+def _announced_here(worker: WorkerProc, members: set[str]) -> bool:
+    host = socket.gethostname()
+    return any(f"{host}:{p}" in members for p in worker.child_pids())
+
+
+def wait_ready(
+    broker: RedisServer,
+    workers: list[WorkerProc],
+    announced: Callable[[WorkerProc, set[str]], bool] = _announced_here,
+) -> None:
+    """Until every worker's process announced itself (model loaded) in the broker:
+    ``announced(worker, ready host:pid entries)`` says whether one did."""
     from ingest.distributed import keys
 
     client = broker.client()
     deadline = time.monotonic() + WORKER_READY_S
-    host = socket.gethostname()
     while True:
         members = {m.decode() for m in client.zrangebyscore(keys.WORKERS, time.time(), "+inf")}
-        ready = [w for w in workers if any(f"{host}:{p}" in members for p in w.child_pids())]
+        ready = [w for w in workers if announced(w, members)]
         if len(ready) == len(workers):
             return
         for w in workers:

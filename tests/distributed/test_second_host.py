@@ -18,6 +18,7 @@ from ingest.distributed import keys
 from tests.distributed.conftest import (
     SLOW_PARSE,
     RedisServer,
+    WorkerProc,
     clean_index,
     finish_sync,
     make_tree,
@@ -25,6 +26,7 @@ from tests.distributed.conftest import (
     start_sync,
     stop_group,
     wait_for_lease,
+    wait_ready,
     worker_env,
     write_dist_config,
 )
@@ -32,8 +34,6 @@ from tests.distributed.hosts import SecondHost, require_namespaces
 from tests.ingest.conftest import assert_same_index, dump_index
 
 pytestmark = pytest.mark.slow
-
-READY_S = 300.0
 
 
 @pytest.fixture
@@ -75,27 +75,16 @@ def remote_worker(second_host: SecondHost, broker: RedisServer, tmp_path: Path) 
         log = tmp_path / "host-b" / "worker.log"
         proc = second_host.worker(config, log, hide, worker_env(env))
         started.append(proc)
-        _wait_ready(broker, second_host.hostname, proc, log)
+        wait_ready(
+            broker,
+            [WorkerProc("the second host's worker", proc, log)],
+            lambda _, members: any(m.startswith(f"{second_host.hostname}:") for m in members),
+        )
         return log
 
     yield start
     for proc in started:
         stop_group(proc)
-
-
-def _wait_ready(broker: RedisServer, hostname: str, proc: Any, log: Path) -> None:
-    client = broker.client()
-    deadline = time.monotonic() + READY_S
-    while time.monotonic() < deadline:
-        members = client.zrangebyscore(keys.WORKERS, time.time(), "+inf")
-        if any(m.decode().startswith(f"{hostname}:") for m in members):
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"the second host's worker exited: {log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    raise AssertionError(
-        f"the second host's worker not ready in {READY_S} s: {log.read_text()[-3000:]}"
-    )
 
 
 def _wait_for_run(broker: RedisServer, sync: Any) -> None:
