@@ -216,7 +216,12 @@ def prepare_export(settings: EmbeddingSettings, into: Path) -> Path:
     path, model_id = resolve_model(settings.model)
     target = onnx_cache_dir(into, path, model_id, settings.backend)
     if not (target / ONNX_FILES[settings.backend]).exists():
-        _export(path, settings.backend, target)
+        try:
+            _export(path, settings.backend, target)
+        except OSError as exc:
+            raise EmbeddingError(
+                f"cannot write the ONNX export into {into}: {exc.strerror or exc}"
+            ) from exc
     return target
 
 

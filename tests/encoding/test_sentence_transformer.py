@@ -98,6 +98,10 @@ def test_prepare_model_cli(tmp_path: Path) -> None:
     stamp = model.stat().st_mtime_ns
     assert runner.invoke(app, ["prepare-model", "--into", str(tmp_path)]).exit_code == 0
     assert model.stat().st_mtime_ns == stamp
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    failed = runner.invoke(app, ["prepare-model", "--into", str(blocked / "models")])
+    assert failed.exit_code == 1 and "[embed.failed] cannot write the ONNX export" in failed.output
     cfg = tmp_path / "torch.toml"
     cfg.write_text('[embedding]\nbackend = "torch"\n')
     refused = runner.invoke(app, ["prepare-model", "--into", str(tmp_path), "--config", str(cfg)])
