@@ -4,7 +4,8 @@ One partitioner per detected format (see docs/parsing.md for the table). PDFs ar
 text layer; a PDF without one is OCR'd with tesseract (``ocr_only``, no layout model) when
 ``ingest.ocr`` is on, and skipped with a reason otherwise. Images need ``ingest.ocr``. E-mail
 bodies are indexed, their attachments are listed by name but not opened (they would bypass the
-type/size/encryption checks; store them as files to index them). Big .txt/.md files take the
+type/size/encryption checks; store them as files to index them). Markdown is read by a CommonMark
+parser (:mod:`ingest.parsing.mdblocks`), not by unstructured; big .txt/.md files take the
 streaming fast path in :mod:`ingest.parsing.textfast`. Legacy Office files (.doc, .xls, .ppt)
 are converted to their Open XML form by LibreOffice first (:mod:`ingest.parsing.legacy`).
 """
@@ -25,6 +26,7 @@ from ingest.parsing.detect import Detected, detect
 from ingest.parsing.frontmatter import FrontMatter, split_front_matter
 from ingest.parsing.legacy import TARGETS as LEGACY_TARGETS
 from ingest.parsing.legacy import converted
+from ingest.parsing.mdblocks import markdown_blocks
 from ingest.parsing.offline import prepare_unstructured
 from ingest.parsing.pdfprobe import norm, pdf_text_sample, probe_pdf
 from ingest.parsing.textfast import FAST_TEXT_BYTES, iter_text_blocks, sniff_encoding
@@ -36,7 +38,6 @@ _PARTITIONERS: dict[str, tuple[str, str]] = {
     "pptx": ("pptx", "partition_pptx"),
     "xlsx": ("xlsx", "partition_xlsx"),
     "html": ("html", "partition_html"),
-    "md": ("md", "partition_md"),
     "txt": ("text", "partition_text"),
     "epub": ("epub", "partition_epub"),
     "odt": ("odt", "partition_odt"),
@@ -85,10 +86,12 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
             blocks = list(_to_blocks(_partition(ooxml, Detected(target, found.size)), target))
             meta_title = ooxml_title(ooxml)
         title_kind = target
-    elif found.kind == "md" and settings.front_matter:
-        front, body = split_front_matter(path.read_text(sniff_encoding(path), errors="replace"))
-        meta_title = front.title
-        blocks = list(_to_blocks(_partition(path, found, text=body), found.kind))
+    elif found.kind == "md":
+        body = path.read_text(sniff_encoding(path), errors="replace")
+        if settings.front_matter:
+            front, body = split_front_matter(body)
+            meta_title = front.title
+        blocks = markdown_blocks(body)
         stub = front.stub_text() if not any(b.text.strip() or b.rows for b in blocks) else None
         if stub:
             blocks = [Block("text", stub)]

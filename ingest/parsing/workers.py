@@ -53,7 +53,7 @@ PRELOAD = [
     "unstructured.file_utils.filetype",
     *(
         f"unstructured.partition.{m}"
-        for m in ("md", "text", "html", "docx", "pptx", "xlsx", "email", "pdf")
+        for m in ("text", "html", "docx", "pptx", "xlsx", "email", "pdf")
     ),
 ]
 
