@@ -67,16 +67,14 @@ class Assistant:
         """``index``: an already open index to share (the UI's sync runs through it too)."""
         from ingest.encoding.embed import load_embedder
         from ingest.encoding.sparse import encode_query
+        from ingest.encoding.threads import set_threads
         from ingest.index import open_index
 
         if policies is None:
             from policies.service import PolicyService
 
             policies = PolicyService.from_settings(settings)
-        if settings.retrieval.serving_torch_threads is not None:
-            import torch
-
-            torch.set_num_threads(settings.retrieval.serving_torch_threads)
+        set_threads(settings.retrieval.serving_torch_threads)
         owned = None
         if index is None:
             index = owned = open_index(settings)

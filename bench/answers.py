@@ -172,16 +172,15 @@ def main() -> None:
     ap.add_argument("--group", default="everyone", help="the group the questions are asked as")
     args = ap.parse_args()
 
-    import torch
-
     from assistant.answerers.extractive import ExtractiveAnswerer
     from assistant.evidence import Tuning
     from assistant.retrieve import Retriever
     from ingest.encoding.embed import load_embedder
     from ingest.encoding.sparse import encode_query
+    from ingest.encoding.threads import set_threads
     from ingest.index import open_index
 
-    torch.set_num_threads(1)  # as the serving processes do (retrieval.serving_torch_threads)
+    set_threads(1)  # as the serving processes do (retrieval.serving_torch_threads)
     items = load_items(args.devset, args.split)
     if args.config:
         from core.settings import load_settings

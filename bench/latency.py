@@ -61,12 +61,10 @@ def retrieval_latency(settings: Settings, questions: list[str], n_queries: int) 
     from assistant.retrieve import Retriever
     from ingest.encoding.embed import load_embedder
     from ingest.encoding.sparse import encode_query
+    from ingest.encoding.threads import set_threads
     from ingest.index import open_index
 
-    if settings.retrieval.serving_torch_threads is not None:  # as Assistant.from_settings
-        import torch
-
-        torch.set_num_threads(settings.retrieval.serving_torch_threads)
+    set_threads(settings.retrieval.serving_torch_threads)  # as Assistant.from_settings
     idx = open_index(settings)
     try:
         r = Retriever(idx, load_embedder(settings.embedding), settings.retrieval, encode_query)

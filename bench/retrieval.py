@@ -270,6 +270,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from ingest.encoding.embed import load_embedder
+    from ingest.encoding.threads import set_threads
     from ingest.index import open_index
 
     employee = [d for d in load_devset(EMPLOYEE_SET) if d["split"] == args.split]
@@ -297,10 +298,7 @@ def main() -> None:
             args.corpus, args.work / index_name, INDEXES[index_name]
         )
         if embedder is None:
-            if settings.retrieval.serving_torch_threads is not None:  # as the assistant serves
-                import torch
-
-                torch.set_num_threads(settings.retrieval.serving_torch_threads)
+            set_threads(settings.retrieval.serving_torch_threads)  # as the assistant serves
             embedder = load_embedder(settings.embedding)
         index = open_index(settings)
         try:

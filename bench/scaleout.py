@@ -154,14 +154,13 @@ def _celery_run(corpus: Path, tmp: Path, url: str, n: int, raw: float) -> dict[s
 
 def _raw_one_thread(texts: list[str]) -> float:
     """The default backend's raw rate with one thread, as a worker process runs it
-    (``ingest.worker_torch_threads = 1``; ONNX Runtime takes torch's count when it loads)."""
-    import torch
-
+    (``ingest.worker_torch_threads = 1``; the model takes the count when it loads)."""
     from core.settings import EmbeddingSettings
+    from ingest.encoding import threads
     from ingest.encoding.embed import create_embedder, default_models_dir
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    before = threads.threads()
+    threads.set_threads(1)
     try:
         embedder = create_embedder(EmbeddingSettings(), default_models_dir())
         embedder.warm_up()
@@ -170,7 +169,7 @@ def _raw_one_thread(texts: list[str]) -> float:
         embedder.embed_documents(texts)
         return len(texts) / (time.perf_counter() - t0)
     finally:
-        torch.set_num_threads(before)
+        threads.set_threads(before or os.cpu_count() or 1)
 
 
 def _service(texts: list[str], tmp: Path) -> dict[str, Any]:

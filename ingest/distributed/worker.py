@@ -113,11 +113,11 @@ def _init_process(**_: Any) -> None:
     me._config["authkey"] = multiprocessing.process.AuthenticationString(os.urandom(32))  # type: ignore[attr-defined]
     threads = settings.ingest.worker_torch_threads
     try:
-        if threads is not None and settings.embedding.backend != "openai":
-            import torch
-
-            torch.set_num_threads(threads)
         from ingest.encoding.embed import load_embedder
+        from ingest.encoding.threads import set_threads
+
+        if settings.embedding.backend != "openai":
+            set_threads(threads)
 
         _proc.embedder = load_embedder(settings.embedding, settings.models_dir)
     except Exception as exc:  # reported to the coordinator by every task (WorkerFailedError)

@@ -10,7 +10,7 @@ Three things run at once and every queue between them is bounded:
   embed: their outcomes carry vectors and skip the embedding thread. Either reads the file
   through the local path the source fetched it to (released once parsed);
 - one embedding thread runs the model on up to ``embed_pool`` chunks per call (the model sorts
-  them by length, so its batches pad little); torch releases the GIL, so this loop keeps
+  them by length, so its batches pad little); the runtime releases the GIL, so this loop keeps
   dispatching files and committing finished documents meanwhile.
 
 Index and database writes happen only on this loop's thread (:class:`~ingest.sync.writer.Writer`).

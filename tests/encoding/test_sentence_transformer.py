@@ -4,7 +4,11 @@ backend does."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -20,11 +24,13 @@ from ingest.encoding.sentence_transformer import (
     INSTALLED_MODELS_DIR,
     SentenceTransformerEmbedder,
     onnx_cache_dir,
+    prepare_export,
     resolve_model,
 )
 from tests.encoding.contract import SENTENCES, EmbedderContract, cos
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
 
 
 TORCH = EmbeddingSettings(backend="torch")
@@ -202,3 +208,88 @@ def test_onnx_unavailable_is_a_clear_error(
         load_embedder(EmbeddingSettings(backend=backend), models_dir=tmp_path)
     assert info.value.code == "embed.backend_unavailable"
     assert not (tmp_path / f"embed-{backend}").exists()  # nothing half-exported left behind
+
+
+# -- the ONNX runner -------------------------------------------------------------------------
+def test_onnx_backend_runs_without_torch_and_takes_the_thread_count(tmp_path: Path) -> None:
+    """Loading the default backend imports neither torch nor transformers (about 4 s of a
+    process's start), and ONNX Runtime takes the count set for serving or workers."""
+    prepare_export(EmbeddingSettings(), tmp_path / "models")  # the child exports nothing
+    probe = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from core.settings import EmbeddingSettings\n"
+        "from ingest.encoding.embed import load_embedder\n"
+        "from ingest.encoding.threads import set_threads\n"
+        "set_threads(1)\n"
+        f"emb = load_embedder(EmbeddingSettings(), Path({str(tmp_path / 'models')!r}))\n"
+        "vector = emb.embed_query('Where do I book travel?')\n"
+        "print(json.dumps({'dim': len(vector),\n"
+        "    'threads': emb._model._session.get_session_options().intra_op_num_threads,\n"
+        "    'loaded': sorted(m for m in ('torch', 'transformers', 'optimum',\n"
+        "        'sentence_transformers') if m in sys.modules)}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "dim": 384,
+        "threads": 1,
+        "loaded": [],
+    }
+
+
+@pytest.mark.parametrize("mode", ["cls", "max"])
+def test_onnx_runner_pools_as_the_model_says(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local model that pools with its CLS token (or max) gets the same vectors from the ONNX
+    runner as from sentence-transformers in torch."""
+    import ingest.encoding.sentence_transformer as st_module
+
+    source, _ = resolve_model("default")
+    model = tmp_path / f"minilm-{mode}"
+    shutil.copytree(source, model)
+    pooling = json.loads((model / "1_Pooling" / "config.json").read_text())
+    pooling["pooling_mode_mean_tokens"] = False
+    pooling[{"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens"}[mode]] = True
+    (model / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    monkeypatch.setattr(st_module, "INSTALLED_MODELS_DIR", tmp_path / "no-install")
+    onnx = load_embedder(EmbeddingSettings(model=str(model)), tmp_path / "models")
+    torch = load_embedder(EmbeddingSettings(model=str(model), backend="torch"))
+    mean = load_embedder(TORCH)
+    texts = [*SENTENCES, "Passwords expire every ninety days. " * 60]
+    for a, b, c in zip(
+        onnx.embed_documents(texts),
+        torch.embed_documents(texts),
+        mean.embed_documents(texts),
+        strict=True,
+    ):
+        assert cos(a, b) > 0.9999
+        assert cos(a, c) < 0.999  # really pooled another way
+
+
+def test_onnx_runner_refuses_a_pipeline_it_cannot_run(tmp_path: Path) -> None:
+    """A Dense projection (or an unknown pooling) would give other vectors: a clear error."""
+    from ingest.encoding.onnxrt import pooling_mode
+
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+    ]
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode": "lasttoken"}')
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(EmbeddingBackendUnavailable, match="mean, CLS or max"):
+        pooling_mode(tmp_path)
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode": "cls"}')
+    assert pooling_mode(tmp_path) == "cls"
+    dense = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    (tmp_path / "modules.json").write_text(json.dumps([*modules, dense]))
+    with pytest.raises(EmbeddingBackendUnavailable, match=r"Dense.*embedding\.backend = 'torch'"):
+        pooling_mode(tmp_path)
