@@ -204,7 +204,8 @@ def split_units(text: str) -> list[Unit]:
         stripped = raw_line.strip()
         if not stripped:
             block += 1
-            lead_in = None
+            if previous_kind not in ("sentence", "item"):
+                lead_in = None  # a list's lead-in outlives the blank lines between its items
             table_header = None
             previous_kind = None
             first_line = False
@@ -222,6 +223,7 @@ def split_units(text: str) -> list[Unit]:
             continue
         table_header = None
         if _is_heading(stripped, at_block_start=previous_kind is None):
+            lead_in = None
             units.append(Unit(stripped, s, e, "heading", block, fragment=True))
             previous_kind = "heading"
             first_line = False

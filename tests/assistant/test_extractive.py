@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from assistant.answerers.base import ABSTAIN_MESSAGE, Answerer, Draft
 from assistant.answerers.extractive import ExtractiveAnswerer
 from assistant.evidence import Tuning, content_terms
 from assistant.types import RetrievedChunk
+from core.settings import IngestSettings
+from ingest.parsing.chunk import chunk_file
 from tests.assistant.fakes import BagOfWordsEmbedder, chunk
 
 TRAVEL = chunk(
@@ -154,3 +157,21 @@ def test_units_of_all_new_chunks_are_embedded_in_one_call() -> None:
     before = emb.calls
     list(answerer.answer("per diem abroad", [TRAVEL, RATES, LAPTOP]))
     assert emb.calls - before == 1  # one batch for the three chunks' units
+
+
+def test_a_markdown_list_is_quoted_with_its_lead_in(tmp_path: Path) -> None:
+    """Markdown -> parser -> chunker -> answer: the steps come with the line announcing them
+    (before, the answer was the lead-in alone: "… do the following as quickly as possible:")."""
+    page = tmp_path / "equipment.md"
+    page.write_text(
+        "# Equipment\n\n## Lost or stolen equipment\n\nFor lost work laptops and phones, do the "
+        "following as quickly as possible:\n\n1. Report the theft to the IT service desk.\n"
+        "1. Inform your team.\n   - Your access may be removed for a while.\n"
+        "1. Tell the equipment channel.\n\nA returned device is wiped before it is used again.\n"
+    )
+    [only] = chunk_file(page, IngestSettings())
+    _, draft = run("I lost my work laptop, what do I do?", [chunk(1, only.text)], min_support=0)
+    quote = draft.citations[0].snippet
+    assert "do the following as quickly as possible:" in quote
+    assert "1. Report the theft to the IT service desk." in quote
+    assert "3. Tell the equipment channel." in quote

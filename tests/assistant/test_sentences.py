@@ -99,3 +99,18 @@ def test_a_long_list_item_is_split_into_its_sentences() -> None:
     units = split_units("Hiring — Interviews\n" + item)
     assert len(units) == 7 and all(u.kind == "item" for u in units)
     assert units[0].text.startswith("- Candidates") and units[-1].refers_back
+
+
+def test_a_lead_in_reaches_items_across_the_blank_lines_between_them() -> None:
+    """The chunker writes each Markdown list item as its own block (blank lines between)."""
+    chunk = (
+        "Equipment — Lost equipment\nFor lost laptops, do this:\n\n1. Follow the GSA steps."
+        "\n\n2. Inform your team.\n\n  - Your access may be removed.\n\nReturned devices are "
+        "wiped.\n\n- not an item of that list\n\n## Passwords\n\nSee below:\n\n### Rules\n\n- x"
+    )
+    units = split_units(chunk)
+    lead = next(u for u in units if u.text == "For lost laptops, do this:")
+    items = [u for u in units if u.kind == "item"]
+    assert [u.lead_in for u in items[:3]] == [(lead.start, lead.end)] * 3
+    assert items[3].text == "- not an item of that list" and items[3].lead_in is None
+    assert items[4].text == "- x" and items[4].lead_in is None  # a heading ends a lead-in
