@@ -6,8 +6,11 @@ few hundred MB of memory, for a model that then runs without them. This runner r
 export directory that ``ingest prepare-model`` (or the first load) wrote and repeats what
 sentence-transformers does with it:
 
-1. tokenize with the model's ``tokenizer.json``: truncation to the sequence limit, padding to
-   the longest text of the batch (the file's own fixed padding is replaced);
+1. tokenize with the model's ``tokenizer.json``: truncation to the sequence limit (the
+   smallest of ``embedding.max_seq_length`` and the model's own, from
+   ``sentence_bert_config.json`` or ``tokenizer_config.json``), padding to the longest text of
+   the batch (the file's own fixed padding is replaced), lower case first where
+   ``sentence_bert_config.json`` says ``do_lower_case``;
 2. run the graph on ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the graph
    takes them), texts sorted by length so a batch pads little;
 3. pool the token embeddings as ``1_Pooling/config.json`` says (mean, CLS or max), and
@@ -49,8 +52,12 @@ class OnnxEncoder:
         self.pooling = pooling_mode(export_dir)
         tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
         config = _json(export_dir / "tokenizer_config.json")
-        limit = int(config.get("model_max_length") or 512)
-        self.max_length = min(max_length, limit if limit < 100_000 else 512)
+        sbert = _json(export_dir / "sentence_bert_config.json")
+        limits = [max_length, int(config.get("model_max_length") or 512)]
+        if sbert.get("max_seq_length"):  # older exports keep the model's limit here
+            limits.append(int(sbert["max_seq_length"]))
+        self.max_length = min(limit for limit in limits if limit < 100_000)
+        self._lower = bool(sbert.get("do_lower_case"))
         tokenizer.enable_truncation(max_length=self.max_length)
         pad_token = str(config.get("pad_token") or "[PAD]")
         pad_id = tokenizer.token_to_id(pad_token)
@@ -77,6 +84,8 @@ class OnnxEncoder:
         return out
 
     def _batch(self, texts: list[str]) -> np.ndarray[Any, Any]:
+        if self._lower:  # as sentence-transformers does for such models
+            texts = [t.lower() for t in texts]
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)

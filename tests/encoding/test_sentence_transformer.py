@@ -293,3 +293,20 @@ def test_onnx_runner_refuses_a_pipeline_it_cannot_run(tmp_path: Path) -> None:
     (tmp_path / "modules.json").write_text(json.dumps([*modules, dense]))
     with pytest.raises(EmbeddingBackendUnavailable, match=r"Dense.*embedding\.backend = 'torch'"):
         pooling_mode(tmp_path)
+
+
+def test_onnx_runner_truncates_where_sentence_transformers_does(tmp_path: Path) -> None:
+    """``embedding.max_seq_length`` and the model's own limit cut long texts as in torch."""
+    from ingest.encoding.onnxrt import OnnxEncoder
+
+    long = "Passwords expire every ninety days unless you use a passkey. " * 40
+    onnx64 = load_embedder(EmbeddingSettings(max_seq_length=64), tmp_path / "models")
+    torch64 = load_embedder(EmbeddingSettings(max_seq_length=64, backend="torch"))
+    full = load_embedder(EmbeddingSettings(), tmp_path / "models")
+    assert cos(onnx64.embed_query(long), torch64.embed_query(long)) > 0.9999
+    assert cos(onnx64.embed_query(long), full.embed_query(long)) < 0.9999
+    export = prepare_export(EmbeddingSettings(), tmp_path / "models")
+    old_style = tmp_path / "old-style-export"
+    shutil.copytree(export, old_style)
+    (old_style / "sentence_bert_config.json").write_text('{"max_seq_length": 32}')
+    assert OnnxEncoder(old_style, "onnx/model.onnx", max_length=256, threads=1).max_length == 32
