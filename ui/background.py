@@ -22,8 +22,23 @@ from ui import runtime
 from ui.errors import log_error
 
 log = logging.getLogger("enclave.ui.background")
-_started: set[runtime.ConfigKey] = set()
+_started: dict[runtime.ConfigKey, threading.Event] = {}
+"""Configurations whose background work runs, each with the event that stops it."""
 _lock = threading.Lock()
+_servers: list[Any] = []
+
+
+def stop_all() -> None:
+    """Stop the sync-request and scheduled-sync loops of every configuration (a syncing
+    round finishes first); :func:`start_once` starts them again. For embedding processes that
+    outlive a configuration, e.g. a test session whose database is dropped after each test."""
+    with _lock:
+        for stop in _started.values():
+            stop.set()
+        for server in _servers:
+            server.stop()
+        _servers.clear()
+        _started.clear()
 
 
 def start_once() -> None:
@@ -32,7 +47,7 @@ def start_once() -> None:
     with _lock:
         if key in _started:
             return
-        _started.add(key)
+        stop = _started[key] = threading.Event()
     settings = runtime.for_key(key).settings
     if settings.ui.warm_up:
         threading.Thread(target=_warm_up, args=(key,), name="enclave-warm-up", daemon=True).start()
@@ -40,12 +55,18 @@ def start_once() -> None:
 
     if store_is_embedded(settings):
         threading.Thread(
-            target=_serve_sync_requests, args=(key,), name="enclave-sync-requests", daemon=True
+            target=_serve_sync_requests,
+            args=(key, stop),
+            name="enclave-sync-requests",
+            daemon=True,
         ).start()
     interval = settings.ui.background_sync_interval_s
     if interval:
         threading.Thread(
-            target=_sync_loop, args=(key, interval), name="enclave-scheduled-sync", daemon=True
+            target=_sync_loop,
+            args=(key, interval, stop),
+            name="enclave-scheduled-sync",
+            daemon=True,
         ).start()
 
 
@@ -80,27 +101,34 @@ def sync_all_sources(key: runtime.ConfigKey) -> int:
     return ran
 
 
-def _sync_loop(key: runtime.ConfigKey, interval: float) -> None:
-    while True:
-        time.sleep(interval)
+def _sync_loop(key: runtime.ConfigKey, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
         try:
             sync_all_sources(key)
         except Exception as exc:
             log_error(exc, "scheduled sync")
 
 
-def _serve_sync_requests(key: runtime.ConfigKey) -> None:
+def _serve_sync_requests(key: runtime.ConfigKey, stop: threading.Event) -> None:
     """Run ``ingest sync`` requests for the store this process owns (one at a time)."""
     from ingest.sync.handoff import RequestServer
 
-    while True:
+    while not stop.is_set():
+        server = RequestServer(runtime.for_key(key).settings, lambda r, p: _run_request(key, r, p))
+        with _lock:
+            if stop.is_set():
+                return
+            _servers.append(server)
         try:
-            RequestServer(
-                runtime.for_key(key).settings, lambda r, p: _run_request(key, r, p)
-            ).serve_forever()
+            server.serve_forever()
         except Exception as exc:  # a database outage: log, wait, serve again
-            log_error(exc, "sync requests")
-            time.sleep(5)
+            if not stop.is_set():
+                log_error(exc, "sync requests")
+                stop.wait(5)
+        finally:
+            with _lock:
+                if server in _servers:
+                    _servers.remove(server)
 
 
 def _run_request(key: runtime.ConfigKey, request: Any, progress: Any) -> dict[str, Any]:

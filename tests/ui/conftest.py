@@ -124,6 +124,16 @@ def make_env(
     return UIEnv(base, docs, config)
 
 
+@pytest.fixture(autouse=True)
+def _stop_background_work() -> Iterator[None]:
+    """Each test's app starts the UI's background loops; they must not outlive the test (its
+    configuration, data directory or PostgreSQL database are gone afterwards)."""
+    yield
+    from ui import background
+
+    background.stop_all()
+
+
 @pytest.fixture(scope="session")
 def ui_env(tmp_path_factory: pytest.TempPathFactory) -> UIEnv:
     return make_env(tmp_path_factory.mktemp("ui"), warm_up=True)

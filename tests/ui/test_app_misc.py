@@ -209,6 +209,37 @@ def test_scheduled_sync_picks_up_new_files(tmp_path: Path) -> None:
             os.environ["ENCLAVE_CONFIG"] = old
 
 
+def test_background_loops_stop_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request server and the scheduled-sync loop end on stop_all (the test session calls it
+    after each test: before, they outlived their test's database and logged db.error)."""
+    import threading
+    import time
+
+    from ui import background
+
+    env = make_env(tmp_path, extra_toml="background_sync_interval_s = 3600")
+    monkeypatch.setenv("ENCLAVE_CONFIG", str(env.config))
+    names = {"enclave-sync-requests", "enclave-scheduled-sync"}
+
+    def running() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name in names}
+
+    background.stop_all()
+    deadline = time.monotonic() + 10
+    while running() and time.monotonic() < deadline:  # earlier tests' loops
+        time.sleep(0.1)
+    background.start_once()
+    assert running() == names
+    background.stop_all()
+    deadline = time.monotonic() + 10
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running() == set()
+    background.start_once()  # and they start again
+    assert running() == names
+    background.stop_all()
+
+
 @pytest.mark.postgres
 def test_chat_and_audit_on_postgresql(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_database: str
