@@ -14,6 +14,8 @@ GitHub tables and strikethrough) gives the structure directly:
 * raw HTML blocks keep their text (and images' ``alt``) without the tags; ``<script>`` and
   ``<style>`` are dropped;
 * inline markup keeps its text: link and image text stay, their URLs go;
+* a document nested deeper than markdown-it follows (about 20 levels of lists and quotes) is
+  read line by line instead (headings, paragraphs, code), so none of its text is lost;
 * a link whose target is a template tag of a static-site generator (Jekyll's
   ``[text]({% page "/x" %})`` or ``[text]({{ site.baseurl }}/x)``) is still a link: the tag is
   dropped from the target before parsing (CommonMark allows no spaces there), so the text reads
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from html.parser import HTMLParser
 
@@ -31,21 +34,32 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from ingest.parsing.blocks import Block
+from ingest.parsing.textfast import iter_line_blocks
 
 _TEMPLATE_TAG = re.compile(r"\{%.*?%\}|\{\{.*?\}\}")
 _LINK_TARGET = re.compile(r"\]\(([^)\n]*\{[%{][^)\n]*)\)")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 
 
+_MAX_NESTING = 40
+"""Block nesting markdown-it follows (its default, 20, is ten levels of nested lists)."""
+
+
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    options = {"html": True, "maxNesting": _MAX_NESTING}
+    return MarkdownIt("commonmark", options).enable(["table", "strikethrough"])
 
 
 def markdown_blocks(text: str) -> list[Block]:
     """The blocks of a Markdown document (front matter already split off)."""
     text = _LINK_TARGET.sub(lambda m: "](" + _TEMPLATE_TAG.sub("", m.group(1)).strip() + ")", text)
-    return list(_blocks(_parser().parse(text)))
+    tokens = _parser().parse(text)
+    if any(t.level >= _MAX_NESTING - 2 for t in tokens):
+        # Nested deeper than markdown-it follows: it stops reading there and the rest would be
+        # lost. Such a document is read line by line instead (ATX headings, paragraphs, code).
+        return [replace(b, page=None) for b in iter_line_blocks(text.splitlines(), markdown=True)]
+    return list(_blocks(tokens))
 
 
 def _blocks(tokens: Sequence[Token]) -> Iterator[Block]:

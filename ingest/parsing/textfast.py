@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ingest.parsing.blocks import Block
@@ -50,6 +50,12 @@ def sniff_encoding(path: Path) -> str:
 def iter_text_blocks(path: Path, *, markdown: bool) -> Iterator[Block]:
     """Stream ``path`` into blocks; memory is bounded by one paragraph (at most 32k chars)."""
     encoding = sniff_encoding(path)
+    with path.open(encoding=encoding, errors="replace", newline=None) as fh:
+        yield from iter_line_blocks(fh, markdown=markdown)
+
+
+def iter_line_blocks(lines: Iterable[str], *, markdown: bool) -> Iterator[Block]:
+    """Blocks of text ``lines`` (with or without their newlines), as :func:`iter_text_blocks`."""
     page = 1
     para: list[str] = []
     size = 0
@@ -64,37 +70,36 @@ def iter_text_blocks(path: Path, *, markdown: bool) -> Iterator[Block]:
             if text:
                 yield Block("text", text, page=page)
 
-    with path.open(encoding=encoding, errors="replace", newline=None) as fh:
-        for raw in fh:
-            line = raw.rstrip("\n")
-            if "\f" in line:
-                *done, line = line.split("\f")
-                for segment in done:
-                    if segment.strip():
-                        para.append(segment)
-                    yield from flush()
-                    page += 1
-            if markdown and _FENCE.match(line):
-                in_code = not in_code
-                para.append(line)
-                continue
-            if not in_code:
-                atx = _ATX.match(line) if markdown else None
-                if atx and atx.group(2):
-                    yield from flush()
-                    yield Block("heading", atx.group(2), level=len(atx.group(1)) - 1, page=page)
-                    continue
-                setext = _SETEXT.match(line) if markdown else None
-                if setext and len(para) == 1 and para[0].strip():
-                    title = para.pop().strip()
-                    size = 0
-                    yield Block("heading", title, level=0 if line[0] == "=" else 1, page=page)
-                    continue
-                if not line.strip():
-                    yield from flush()
-                    continue
-            para.append(line)
-            size += len(line)
-            if size >= _MAX_PARAGRAPH_CHARS:
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if "\f" in line:
+            *done, line = line.split("\f")
+            for segment in done:
+                if segment.strip():
+                    para.append(segment)
                 yield from flush()
-        yield from flush()
+                page += 1
+        if markdown and _FENCE.match(line):
+            in_code = not in_code
+            para.append(line)
+            continue
+        if not in_code:
+            atx = _ATX.match(line) if markdown else None
+            if atx and atx.group(2):
+                yield from flush()
+                yield Block("heading", atx.group(2), level=len(atx.group(1)) - 1, page=page)
+                continue
+            setext = _SETEXT.match(line) if markdown else None
+            if setext and len(para) == 1 and para[0].strip():
+                title = para.pop().strip()
+                size = 0
+                yield Block("heading", title, level=0 if line[0] == "=" else 1, page=page)
+                continue
+            if not line.strip():
+                yield from flush()
+                continue
+        para.append(line)
+        size += len(line)
+        if size >= _MAX_PARAGRAPH_CHARS:
+            yield from flush()
+    yield from flush()

@@ -150,3 +150,21 @@ def test_a_list_item_that_opens_with_code_carries_its_marker_there() -> None:
         "Then open the browser.",
         "2. Sign in",
     ]
+
+
+@pytest.mark.parametrize("depth", [12, 30])
+def test_deeply_nested_lists_lose_no_text(depth: int) -> None:
+    """markdown-it stops reading a document where it nests deeper than its limit; the text
+    after it (here a paragraph and a section) must still be there."""
+    md = "".join("  " * i + f"- level {i}\n" for i in range(depth))
+    md += "\nAfter the list.\n\n# Next\n\nMore text.\n"
+    blocks = markdown_blocks(md)
+    text = "\n".join(b.text for b in blocks)
+    assert all(f"level {i}" in text for i in range(depth))
+    assert blocks[-3:] == [
+        Block("text", "After the list."),
+        Block("heading", "Next", level=0),
+        Block("text", "More text."),
+    ]
+    quotes = markdown_blocks("> " * 500 + "deep quote\n")
+    assert quotes and quotes[0].text.endswith("deep quote")
