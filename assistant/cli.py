@@ -208,8 +208,6 @@ def ask(
         for c in final.citations:
             where = c.path + (f" § {c.section}" if c.section else "")
             typer.echo(f"[{c.n}] {where}" + (f" (page {c.page})" if c.page else ""))
-        if final.citations and not final.cited_by_model:
-            err.print("[dim]the model cited no source: all sources it was given are listed[/dim]")
         err.print(f"[dim]audit id {final.audit_id}[/dim]")
         if final.refused:
             raise typer.Exit(EXIT_DENIED)

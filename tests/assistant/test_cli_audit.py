@@ -80,3 +80,25 @@ def test_no_question_is_a_usage_error(sample_settings: Settings, tmp_path: Path)
         r = CliRunner().invoke(app, [command, "", "--user", "bob", "--config", str(cfg)])
         assert r.exit_code == 2, r.output
         assert "[cli.usage] give a QUESTION or --batch FILE" in r.output
+
+
+def test_ask_in_a_terminal_prints_the_answer_and_its_sources(
+    sample_settings: Settings, tmp_path: Path
+) -> None:
+    """The plain (not --json) ask: answer, one line per cited source, exit 0 (it crashed after
+    the sources on an attribute left from the removed cite-everything fallback)."""
+    cfg = _config(sample_settings, tmp_path)
+    r = CliRunner().invoke(
+        app,
+        [
+            "ask",
+            "What is the per diem for international trips?",
+            "--user",
+            "bob",
+            "--config",
+            str(cfg),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "[1] " in r.stdout and "Traceback" not in r.output and "internal.error" not in r.output
+    assert "audit id" in r.output
