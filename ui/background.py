@@ -25,7 +25,6 @@ log = logging.getLogger("enclave.ui.background")
 _started: dict[runtime.ConfigKey, threading.Event] = {}
 """Configurations whose background work runs, each with the event that stops it."""
 _lock = threading.Lock()
-_servers: list[Any] = []
 
 
 def stop_all() -> None:
@@ -35,9 +34,6 @@ def stop_all() -> None:
     with _lock:
         for stop in _started.values():
             stop.set()
-        for server in _servers:
-            server.stop()
-        _servers.clear()
         _started.clear()
 
 
@@ -114,21 +110,14 @@ def _serve_sync_requests(key: runtime.ConfigKey, stop: threading.Event) -> None:
     from ingest.sync.handoff import RequestServer
 
     while not stop.is_set():
-        server = RequestServer(runtime.for_key(key).settings, lambda r, p: _run_request(key, r, p))
-        with _lock:
-            if stop.is_set():
-                return
-            _servers.append(server)
         try:
-            server.serve_forever()
+            RequestServer(
+                runtime.for_key(key).settings, lambda r, p: _run_request(key, r, p), stop=stop
+            ).serve_forever()
         except Exception as exc:  # a database outage: log, wait, serve again
             if not stop.is_set():
                 log_error(exc, "sync requests")
                 stop.wait(5)
-        finally:
-            with _lock:
-                if server in _servers:
-                    _servers.remove(server)
 
 
 def _run_request(key: runtime.ConfigKey, request: Any, progress: Any) -> dict[str, Any]:

@@ -139,7 +139,7 @@ def _inline_text(tok: Token) -> str:
             kind == "html_inline" and child.content.lower().startswith("<br")
         ):
             parts.append("\n")
-    return "\n".join(_SPACES.sub(" ", line).strip() for line in "".join(parts).split("\n")).strip()
+    return _tidy("".join(parts))
 
 
 class _TextOfHtml(HTMLParser):
@@ -176,6 +176,10 @@ def _html_text(html: str) -> str:
     parser = _TextOfHtml()
     parser.feed(html)
     parser.close()
-    text = "".join(parser.parts)
+    return _tidy("".join(parser.parts))
+
+
+def _tidy(text: str) -> str:
+    """Runs of spaces as one, each line trimmed, empty lines dropped."""
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)

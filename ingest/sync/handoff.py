@@ -212,7 +212,16 @@ RunFn = Callable[[SyncRequest, Callable[[Any], None]], dict[str, Any]]
 class RequestServer:
     """Registers this process as the store's owner and runs the sync requests it receives."""
 
-    def __init__(self, settings: Settings, run: RunFn, *, poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        run: RunFn,
+        *,
+        poll_s: float = 1.0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """``stop``: an event that ends :meth:`serve_forever` when set (default: its own,
+        set by :meth:`stop`)."""
         self.engine = open_state(settings.db_url)
         self.identity = store_identity(settings)
         self.key = store_key(self.identity)
@@ -220,7 +229,7 @@ class RequestServer:
         self.poll_s = poll_s
         self.started_at = time.time()
         self._current: int | None = None
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
 
     def serve_forever(self) -> None:
         """Heartbeat and request loop; returns when :meth:`stop` is called."""
